@@ -1,0 +1,513 @@
+"""The prediction log and the actuals table (SQLAlchemy Core; SQLite by default, PostgreSQL by URL).
+
+Every prediction the service returns is written here before the response leaves: one transaction
+per request, all of the request's rows in one executemany. When the write fails the request fails
+too (503 ``prediction_log_unavailable``), so no prediction is ever served unlogged.
+
+Where the data lives:
+- ``DATABASE_URL`` set: that database. ``postgres://`` and ``postgresql://`` are rewritten to the
+  psycopg 3 driver (``postgresql+psycopg://``).
+- otherwise SQLite in ``$PREDICTION_DB_DIR/predictions.db``, by default ``var/`` beside the
+  model directory (``<OUTPUT_DIR>/../var``). WAL mode + busy timeout make it safe for several
+  gunicorn workers on one host.
+
+The schema is versioned with Alembic (``service/migrations``) and upgraded at start-up by every
+worker; a lock (PostgreSQL advisory lock, a file lock beside the SQLite file) makes concurrent
+starts take turns, and an up-to-date schema is a no-op.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from MLPipeline.config import output_dir
+from MLPipeline.months import format_month, parse_month
+from service import metrics
+
+log = logging.getLogger(__name__)
+# Alembic announces each of its plugins at INFO on every start-up: noise in every worker's log.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+EXTENSION_KEY = "prediction_log"
+DB_FILENAME = "predictions.db"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 10  # well under gunicorn's worker timeout: a stuck lock becomes a 503
+PG_CONNECT_TIMEOUT_S = 3  # an unreachable server fails the request quickly instead of hanging it
+MIGRATION_LOCK_KEY = 7_238_451_002  # arbitrary, fixed pg_advisory_xact_lock key for this schema
+INTERVAL_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
+MAX_PAGE = 1000
+
+metadata = sa.MetaData()
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+_row_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("id", _row_id, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("domain", sa.String(32), nullable=False),
+    sa.Column("month", sa.Date, nullable=False),
+    sa.Column("phone_lines", sa.Float),
+    sa.Column("channels", sa.Float),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("mean", sa.Float, nullable=False),
+    sa.Column("std", sa.Float, nullable=False),
+    *(sa.Column(name, sa.Float) for name in INTERVAL_COLUMNS),
+    sa.Index("ix_prediction_log_created", "created_at", "id"),
+    sa.Index("ix_prediction_log_domain_month", "domain", "month"),
+)
+
+actuals = sa.Table(
+    "actuals",
+    metadata,
+    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("domain", sa.String(32), primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class PredictionLogUnavailable(RuntimeError):
+    """The prediction log could not be written or read; the request must not succeed."""
+
+
+# --- where the database is -------------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """Route the plain PostgreSQL URLs people write to the psycopg 3 driver."""
+    parsed = sa.engine.make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def default_db_dir(model_dir: str | os.PathLike | None = None) -> Path:
+    """``$PREDICTION_DB_DIR``, else ``var/`` beside the model directory."""
+    configured = os.environ.get("PREDICTION_DB_DIR")
+    if configured:
+        return Path(configured)
+    return Path(model_dir or output_dir()).resolve().parent / "var"
+
+
+def database_url(
+    url: str | None = None,
+    db_dir: str | os.PathLike | None = None,
+    model_dir: str | os.PathLike | None = None,
+) -> str:
+    """The SQLAlchemy URL to use: explicit ``url``, ``$DATABASE_URL``, or the SQLite file."""
+    url = url or os.environ.get("DATABASE_URL")
+    if url:
+        return normalise_url(url)
+    directory = Path(db_dir) if db_dir else default_db_dir(model_dir)
+    return f"sqlite:///{directory.resolve() / DB_FILENAME}"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # busy_timeout first: switching to WAL needs a lock another worker may briefly hold.
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a commit survives a process crash; no fsync per request.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine with the settings the log needs on each backend."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # pre-ping: a connection dropped by a database restart is replaced, not used and failed.
+    return sa.create_engine(
+        parsed, pool_pre_ping=True, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    )
+
+
+# --- schema migrations -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _migration_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection inside a transaction that no other process migrating the same DB holds too."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            # Released at commit; a second worker waits here, then finds the schema at head.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            yield conn
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        with engine.begin() as conn:
+            yield conn
+        return
+    with open(f"{database}.migrate-lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
+        with engine.begin() as conn:
+            yield conn
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Upgrade the schema to the newest Alembic revision (a no-op when already there)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with _migration_connection(engine) as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+# --- helpers for rows and cursors ------------------------------------------------------------
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Aware UTC; naive values (SQLite hands them back that way) are taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def isoformat_utc(value: dt.datetime) -> str:
+    return as_utc(value).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def _month_date(value: Any) -> dt.date:
+    # cached: a batch repeats the same few months, and parse_month costs microseconds each
+    return parse_month(value).date()
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def encode_cursor(created_at: dt.datetime, row_id: int) -> str:
+    """Opaque keyset cursor: the (created_at, id) of the last row on the page."""
+    raw = json.dumps([isoformat_utc(created_at), row_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    """Inverse of :func:`encode_cursor`; ValueError for anything it did not produce."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, row_id = json.loads(raw)
+        if not isinstance(row_id, int) or isinstance(row_id, bool):
+            raise TypeError("row id")
+        return as_utc(dt.datetime.fromisoformat(stamp)), row_id
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError("cursor is not one this service returned") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line, credential-free description of a database error."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else 'no detail'}"
+
+
+def _stats(count: int, mae: Any, mape: Any, coverage: Any) -> dict[str, Any]:
+    def num(value: Any) -> float | None:
+        return None if value is None else float(value)
+
+    return {"count": int(count), "mae": num(mae), "mape": num(mape), "coverage_95": num(coverage)}
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+
+class PredictionLog:
+    """The service's handle on the database: record, query, actuals, accuracy, ping.
+
+    The engine is created lazily and again after a fork, so a gunicorn master that imported the
+    app never shares connections with its workers.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: sa.Engine | None = None
+        self._pid: int | None = None
+        self._schema_ready = False
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        return sa.engine.make_url(self.url).get_backend_name()
+
+    @property
+    def engine(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None or self._pid != os.getpid():
+                if self._engine is not None:
+                    self._engine.dispose(close=False)  # the parent's connections stay the parent's
+                self._engine = create_engine(self.url)
+                self._pid = os.getpid()
+            return self._engine
+
+    def ensure_schema(self) -> None:
+        if not self._schema_ready:
+            migrate(self.engine)
+            self._schema_ready = True
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator[sa.Connection]:
+        try:
+            self.ensure_schema()
+            with self.engine.begin() as conn:
+                yield conn
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("prediction log %s failed: %s", action, _reason(exc))
+            raise PredictionLogUnavailable(f"prediction log {action} failed: {_reason(exc)}") from exc
+
+    def dispose(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    # writes
+
+    def record(self, request_id: str, endpoint: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Store one request's predictions in one transaction, or raise PredictionLogUnavailable."""
+        created_at = utcnow()
+        values = [
+            {
+                "request_id": request_id,
+                "created_at": created_at,
+                "endpoint": endpoint,
+                "domain": row["domain"],
+                "month": _month_date(row["month"]),
+                "phone_lines": _float_or_none(row.get("phone_lines")),
+                "channels": _float_or_none(row.get("channels")),
+                "model_version": str(row["model_version"]),
+                "kind": row["kind"],
+                "mean": float(row["mean"]),
+                "std": float(row["std"]),
+                **{name: _float_or_none(row.get(name)) for name in INTERVAL_COLUMNS},
+            }
+            for row in rows
+        ]
+        if not values:
+            return
+        try:
+            with self._transaction("write") as conn:
+                conn.execute(prediction_log.insert(), values)
+        except PredictionLogUnavailable:
+            metrics.count_log_write_failure()
+            raise
+        metrics.count_predictions(values)
+
+    def upsert_actuals(self, items: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or replace observed values per (month, domain); returns how many were stored."""
+        now = utcnow()
+        latest: dict[tuple[dt.date, str], dict[str, Any]] = {}
+        for item in items:  # last one wins within a batch, as it would across batches
+            month = _month_date(item["month"])
+            latest[(month, item["domain"])] = {
+                "month": month,
+                "domain": item["domain"],
+                "value": float(item["value"]),
+                "updated_at": now,
+            }
+        if not latest:
+            return 0
+        insert = (pg_insert if self.backend == "postgresql" else sqlite_insert)(actuals)
+        statement = insert.on_conflict_do_update(
+            index_elements=[actuals.c.month, actuals.c.domain],
+            set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
+        )
+        with self._transaction("actuals write") as conn:
+            conn.execute(statement, list(latest.values()))
+        return len(latest)
+
+    # reads
+
+    def ping(self) -> tuple[bool, str]:
+        """(True, "ok") when the log's table can be read; (False, reason) otherwise."""
+        try:
+            with self._transaction("check") as conn:
+                conn.execute(sa.select(prediction_log.c.id).limit(1)).all()
+        except PredictionLogUnavailable as exc:
+            return False, str(exc)
+        return True, "ok"
+
+    def predictions(
+        self,
+        *,
+        domain: str | None = None,
+        month_from: Any = None,
+        month_to: Any = None,
+        created_since: dt.datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Logged predictions, newest first, and the cursor of the next page (None at the end)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+        t = prediction_log.c
+        query = sa.select(prediction_log)
+        if domain is not None:
+            query = query.where(t.domain == domain)
+        if month_from is not None:
+            query = query.where(t.month >= _month_date(month_from))
+        if month_to is not None:
+            query = query.where(t.month <= _month_date(month_to))
+        if created_since is not None:
+            query = query.where(t.created_at >= as_utc(created_since))
+        if cursor is not None:
+            stamp, row_id = decode_cursor(cursor)
+            query = query.where(sa.or_(t.created_at < stamp, sa.and_(t.created_at == stamp, t.id < row_id)))
+        query = query.order_by(t.created_at.desc(), t.id.desc()).limit(limit + 1)
+        with self._transaction("read") as conn:
+            found = conn.execute(query).mappings().all()
+        page = [self._public_row(row) for row in found[:limit]]
+        more = len(found) > limit
+        last = found[limit - 1] if more else None
+        return page, (encode_cursor(last["created_at"], last["id"]) if last else None)
+
+    @staticmethod
+    def _public_row(row: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(row)
+        out["created_at"] = isoformat_utc(row["created_at"])
+        out["month"] = format_month(row["month"])
+        return out
+
+    def actuals(self) -> list[dict[str, Any]]:
+        """All stored actuals, by domain then month."""
+        query = sa.select(actuals).order_by(actuals.c.domain, actuals.c.month)
+        with self._transaction("read") as conn:
+            found = conn.execute(query).mappings().all()
+        return [
+            {
+                "month": format_month(r["month"]),
+                "domain": r["domain"],
+                "value": r["value"],
+                "updated_at": isoformat_utc(r["updated_at"]),
+            }
+            for r in found
+        ]
+
+    def accuracy(self, domain: str | None = None) -> dict[str, Any]:
+        """Logged predictions joined with actuals: per domain count, MAE, MAPE (%), 95% coverage.
+
+        Every logged prediction of a month with an actual counts once (a month asked for often
+        weighs more: this is the accuracy of what was served). MAPE skips zero actuals; coverage
+        counts only rows that carry a 95% interval. Figures appear for all versions together and
+        for the latest model version (the version of the newest logged prediction).
+        """
+        p, a = prediction_log.c, actuals.c
+        error = sa.func.abs(a.value - p.mean)
+        relative = sa.case((a.value != 0, 100.0 * error / sa.func.abs(a.value)), else_=None)
+        covered = sa.case(
+            (p.lower_95.is_(None), None),
+            (sa.and_(a.value >= p.lower_95, a.value <= p.upper_95), 1.0),
+            else_=0.0,
+        )
+        joined = prediction_log.join(actuals, sa.and_(a.month == p.month, a.domain == p.domain))
+        base = (
+            sa.select(
+                p.domain,
+                sa.func.count(),
+                sa.func.avg(error),
+                sa.func.avg(relative),
+                sa.func.avg(covered),
+            )
+            .select_from(joined)
+            .group_by(p.domain)
+        )
+        if domain is not None:
+            base = base.where(p.domain == domain)
+        newest = sa.select(p.model_version).order_by(p.created_at.desc(), p.id.desc()).limit(1)
+        with self._transaction("read") as conn:
+            latest = conn.execute(newest).scalar()
+            overall = {row[0]: _stats(*row[1:]) for row in conn.execute(base)}
+            current = (
+                {row[0]: _stats(*row[1:]) for row in conn.execute(base.where(p.model_version == latest))}
+                if latest is not None
+                else {}
+            )
+        empty = _stats(0, None, None, None)
+        names = sorted(set(overall) | ({domain} if domain else set()))
+        return {
+            "latest_model_version": latest,
+            "domains": [
+                {
+                    "domain": name,
+                    "all_versions": overall.get(name, empty),
+                    "latest_version": current.get(name, empty),
+                }
+                for name in names
+            ],
+        }
+
+
+# --- Flask wiring ----------------------------------------------------------------------------
+
+
+def _unavailable_response(exc: PredictionLogUnavailable):
+    from service.errors import error_response
+
+    # 503, not 500: the request was fine, the log is not; clients may retry.
+    return error_response(503, "prediction_log_unavailable", str(exc), None, {"Retry-After": "5"})
+
+
+def init_app(app) -> PredictionLog:
+    """Attach the prediction log to ``app`` (``app.extensions["prediction_log"]``).
+
+    Reads ``DATABASE_URL`` / ``PREDICTION_DB_DIR`` / ``OUTPUT_DIR`` from app.config, then the
+    environment. A database that is down at start does not stop the app: /ready reports it and
+    every write retries the connection (and the migration) until it is back.
+    """
+    store = PredictionLog(
+        database_url(
+            app.config.get("DATABASE_URL"),
+            app.config.get("PREDICTION_DB_DIR"),
+            app.config.get("OUTPUT_DIR"),
+        )
+    )
+    try:
+        store.ensure_schema()
+    except (SQLAlchemyError, OSError) as exc:
+        log.error("prediction log unavailable at start: %s", _reason(exc))
+    app.extensions[EXTENSION_KEY] = store
+    app.register_error_handler(PredictionLogUnavailable, _unavailable_response)
+
+    def database_check() -> tuple[str, str | None]:
+        ok, reason = store.ping()
+        return "database", None if ok else reason
+
+    app.extensions.setdefault("readiness_checks", []).append(database_check)  # read by GET /ready
+    from service import records  # the blueprint reads through this store
+
+    records.init_app(app)
+    return store

@@ -1,0 +1,438 @@
+"""The prediction log on SQLite and on the real PostgreSQL server (TEST_DATABASE_URL).
+
+PostgreSQL tests skip without TEST_DATABASE_URL, except under CI=true where they fail: CI must
+exercise the real server. Each PostgreSQL test works in its own schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from service import store
+from service.store import PredictionLog, PredictionLogUnavailable
+
+UTC = dt.UTC
+
+
+def postgres_url() -> str:
+    """TEST_DATABASE_URL, or skip (fail under CI=true)."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL tests must run")
+        pytest.skip("TEST_DATABASE_URL not set")
+    return url
+
+
+@pytest.fixture
+def pg_schema_url():
+    """A URL whose search_path is a fresh schema on the test server; dropped after the test."""
+    base = store.normalise_url(postgres_url())
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return store.database_url(db_dir=tmp_path / "var")
+    return request.getfixturevalue("pg_schema_url")
+
+
+@pytest.fixture
+def log(db_url):
+    prediction_log = PredictionLog(db_url)
+    prediction_log.ensure_schema()
+    yield prediction_log
+    prediction_log.dispose()
+
+
+def prediction(domain="Healthcare", month="2021-03", mean=100.0, std=10.0, version="v1", **extra):
+    row = {
+        "month": month,
+        "domain": domain,
+        "kind": "level",
+        "mean": mean,
+        "std": std,
+        "lower_80": mean - 12.8,
+        "upper_80": mean + 12.8,
+        "lower_95": mean - 19.6,
+        "upper_95": mean + 19.6,
+        "phone_lines": 4.0,
+        "channels": 2.0,
+        "model_version": version,
+    }
+    row.update(extra)
+    return row
+
+
+def count_rows(log: PredictionLog, table=store.prediction_log) -> int:
+    with log.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+class Clock:
+    """Stands in for store.utcnow so tests control created_at."""
+
+    def __init__(self, start: dt.datetime):
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock(dt.datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    monkeypatch.setattr(store, "utcnow", fake)
+    return fake
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_plain_postgres_urls_use_psycopg3():
+    assert store.normalise_url("postgres://u:p@h:5432/db").startswith("postgresql+psycopg://u:p@h:5432/db")
+    assert store.normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert store.normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert store.normalise_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_default_location_is_var_beside_the_models_or_prediction_db_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PREDICTION_DB_DIR", raising=False)
+    assert (
+        store.database_url(model_dir=tmp_path / "Output")
+        == f"sqlite:///{tmp_path / 'var' / 'predictions.db'}"
+    )
+    monkeypatch.setenv("PREDICTION_DB_DIR", str(tmp_path / "db"))
+    assert store.database_url() == f"sqlite:///{tmp_path / 'db' / 'predictions.db'}"
+    monkeypatch.setenv("DATABASE_URL", "postgres://someone@db.example/prod")
+    assert store.database_url() == "postgresql+psycopg://someone@db.example/prod"
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    log.ensure_schema()
+    with log.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_S * 1000
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_is_created_twice_without_error_and_matches_the_tables(db_url):
+    engine = store.create_engine(db_url)
+    store.migrate(engine)
+    store.migrate(engine)  # second run: already at head, nothing to do
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        diffs = compare_metadata(MigrationContext.configure(conn), store.metadata)
+    engine.dispose()
+    # The hand-written migration and the live table definitions agree.
+    assert [d for d in diffs if d[0] != "remove_table"] == []
+
+
+def test_concurrent_start_ups_migrate_once(db_url):
+    errors: list[BaseException] = []
+
+    def start_worker():
+        engine = store.create_engine(db_url)
+        try:
+            store.migrate(engine)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=start_worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    engine = store.create_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def test_record_writes_one_row_per_prediction(log, clock):
+    rows = [prediction(domain=d) for d in ("Healthcare", "Telecom", "Banking")]
+    log.record("req-1", "/predict", rows)
+    clock.tick()
+    log.record("req-2", "/forecast", [prediction(month="2021-04-30", mean=7.5, std=0.5)])
+    assert count_rows(log) == 4
+
+    page, cursor = log.predictions(limit=10)
+    assert cursor is None
+    newest = page[0]
+    assert newest["request_id"] == "req-2"
+    assert newest["endpoint"] == "/forecast"
+    assert newest["month"] == "2021-04"  # a full date is stored as its month
+    assert newest["created_at"] == "2026-01-01T12:00:01.000000Z"
+    assert (newest["mean"], newest["std"], newest["lower_95"], newest["upper_95"]) == (
+        7.5,
+        0.5,
+        7.5 - 19.6,
+        7.5 + 19.6,
+    )
+    assert (newest["phone_lines"], newest["channels"], newest["model_version"]) == (4.0, 2.0, "v1")
+    assert sorted(r["domain"] for r in page[1:]) == ["Banking", "Healthcare", "Telecom"]
+    assert {r["request_id"] for r in page[1:]} == {"req-1"}
+
+
+def test_missing_interval_levels_are_stored_as_null(log):
+    row = prediction()
+    for name in ("lower_80", "upper_80"):
+        del row[name]
+    log.record("req", "/predict", [row])
+    (stored,), _ = log.predictions()
+    assert stored["lower_80"] is None and stored["upper_80"] is None
+    assert stored["lower_95"] == pytest.approx(80.4)
+
+
+def test_an_empty_request_writes_nothing(log):
+    log.record("req", "/predict", [])
+    assert count_rows(log) == 0
+
+
+# --------------------------------------------------------------------------- reads
+
+
+@pytest.fixture
+def filled(log, clock):
+    """12 requests, one a second: months 2021-01..2021-12, Healthcare and Banking each."""
+    for i in range(12):
+        month = f"2021-{i + 1:02d}"
+        log.record(f"req-{i}", "/predict", [prediction("Healthcare", month), prediction("Banking", month)])
+        clock.tick()
+    return log
+
+
+def test_filters_select_domain_month_range_and_created_since(filled):
+    rows, _ = filled.predictions(domain="Banking", limit=1000)
+    assert len(rows) == 12 and {r["domain"] for r in rows} == {"Banking"}
+
+    rows, _ = filled.predictions(month_from="2021-03", month_to="2021-05", limit=1000)
+    assert sorted({r["month"] for r in rows}) == ["2021-03", "2021-04", "2021-05"]
+    assert len(rows) == 6
+
+    since = dt.datetime(2026, 1, 1, 12, 0, 9, tzinfo=UTC)  # requests 9, 10, 11
+    rows, _ = filled.predictions(created_since=since, domain="Healthcare", limit=1000)
+    assert [r["request_id"] for r in rows] == ["req-11", "req-10", "req-9"]
+
+    naive_since = dt.datetime(2026, 1, 1, 12, 0, 11)  # no zone means UTC
+    rows, _ = filled.predictions(created_since=naive_since, limit=1000)
+    assert {r["request_id"] for r in rows} == {"req-11"}
+
+
+def test_pages_walk_every_row_once_newest_first(filled):
+    everything, end = filled.predictions(limit=1000)
+    assert end is None and len(everything) == 24
+    stamps = [r["created_at"] for r in everything]
+    assert stamps == sorted(stamps, reverse=True)
+
+    walked, cursor, pages = [], None, 0
+    while True:
+        page, cursor = filled.predictions(limit=5, cursor=cursor)
+        walked += page
+        pages += 1
+        if cursor is None:
+            break
+    assert pages == 5  # 5 + 5 + 5 + 5 + 4
+    assert [r["id"] for r in walked] == [r["id"] for r in everything]
+
+
+def test_pagination_composes_with_filters(filled):
+    first, cursor = filled.predictions(domain="Healthcare", month_from="2021-06", limit=4)
+    second, end = filled.predictions(domain="Healthcare", month_from="2021-06", limit=4, cursor=cursor)
+    assert end is None
+    assert [r["month"] for r in first + second] == [f"2021-{m:02d}" for m in range(12, 5, -1)]
+
+
+def test_a_cursor_it_did_not_make_is_refused(log):
+    for bad in ("nonsense", "W10", store.encode_cursor(dt.datetime.now(UTC), 1)[:-3] + "!!!"):
+        with pytest.raises(ValueError, match="cursor"):
+            log.predictions(cursor=bad)
+    with pytest.raises(ValueError, match="limit"):
+        log.predictions(limit=1001)
+
+
+# --------------------------------------------------------------------------- actuals & accuracy
+
+
+def test_actuals_are_upserted_per_month_and_domain(log):
+    assert log.upsert_actuals([{"month": "2021-01", "domain": "Healthcare", "value": 10.0}]) == 1
+    log.upsert_actuals(
+        [
+            {"month": "2021-01-31", "domain": "Healthcare", "value": 12.0},  # same key: replaced
+            {"month": "2021-01", "domain": "Banking", "value": 5.0},
+            {"month": "2021-02", "domain": "Banking", "value": 6.0},
+            {"month": "2021-02", "domain": "Banking", "value": 7.0},  # last in a batch wins
+        ]
+    )
+    assert count_rows(log, store.actuals) == 3
+    stored = {(a["domain"], a["month"]): a["value"] for a in log.actuals()}
+    assert stored == {
+        ("Healthcare", "2021-01"): 12.0,
+        ("Banking", "2021-01"): 5.0,
+        ("Banking", "2021-02"): 7.0,
+    }
+
+
+def test_accuracy_equals_a_hand_computation(log, clock):
+    logged = [
+        # (version, domain, month, mean, lower_95, upper_95)
+        ("v1", "Healthcare", "2021-01", 100.0, 90.0, 110.0),
+        ("v1", "Healthcare", "2021-02", 200.0, 150.0, 190.0),
+        ("v1", "Healthcare", "2021-03", 300.0, 250.0, 350.0),  # no actual: not counted
+        ("v1", "Banking", "2021-01", 50.0, 40.0, 60.0),
+        ("v2", "Healthcare", "2021-01", 104.0, 100.0, 120.0),
+        ("v2", "Banking", "2021-01", 58.0, 55.0, 65.0),
+        ("v2", "Banking", "2021-02", 10.0, -5.0, 5.0),  # actual 0: no MAPE term
+    ]
+    for i, (version, domain, month, mean, lo, hi) in enumerate(logged):
+        log.record(
+            f"r{i}", "/predict", [prediction(domain, month, mean, version=version, lower_95=lo, upper_95=hi)]
+        )
+        clock.tick()
+    actual = {("Healthcare", "2021-01"): 95.0, ("Healthcare", "2021-02"): 200.0, ("Banking", "2021-01"): 60.0}
+    actual[("Banking", "2021-02")] = 0.0
+    log.upsert_actuals([{"domain": d, "month": m, "value": v} for (d, m), v in actual.items()])
+
+    def by_hand(version=None):
+        figures = {}
+        for domain in ("Banking", "Healthcare"):
+            matched = [
+                (mean, lo, hi, actual[(d, m)])
+                for v, d, m, mean, lo, hi in logged
+                if d == domain and (d, m) in actual and version in (None, v)
+            ]
+            errors = [abs(a - mean) for mean, _, _, a in matched]
+            relative = [100 * abs(a - mean) / abs(a) for mean, _, _, a in matched if a != 0]
+            figures[domain] = {
+                "count": len(matched),
+                "mae": sum(errors) / len(errors),
+                "mape": sum(relative) / len(relative) if relative else None,
+                "coverage_95": sum(lo <= a <= hi for _, lo, hi, a in matched) / len(matched),
+            }
+        return figures
+
+    result = log.accuracy()
+    assert result["latest_model_version"] == "v2"
+    assert [d["domain"] for d in result["domains"]] == ["Banking", "Healthcare"]
+    every, latest = by_hand(), by_hand("v2")
+    # Spot-check the hand computation itself: Healthcare over all versions.
+    assert every["Healthcare"] == {
+        "count": 3,
+        "mae": pytest.approx(14 / 3),
+        "mape": pytest.approx(100 * (5 / 95 + 9 / 95) / 3),
+        "coverage_95": 1 / 3,
+    }
+    for entry in result["domains"]:
+        for got, want in (
+            (entry["all_versions"], every[entry["domain"]]),
+            (entry["latest_version"], latest[entry["domain"]]),
+        ):
+            assert got["count"] == want["count"]
+            for key in ("mae", "mape", "coverage_95"):
+                assert got[key] == pytest.approx(want[key]), (entry["domain"], key)
+
+
+def test_accuracy_for_one_domain_and_with_nothing_logged(log):
+    result = log.accuracy("Telecom")
+    assert result == {
+        "latest_model_version": None,
+        "domains": [
+            {
+                "domain": "Telecom",
+                "all_versions": {"count": 0, "mae": None, "mape": None, "coverage_95": None},
+                "latest_version": {"count": 0, "mae": None, "mape": None, "coverage_95": None},
+            }
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- failure
+
+
+def write_failures() -> float:
+    from prometheus_client import REGISTRY
+
+    from service import metrics
+
+    metrics.count_predictions([])  # make sure the metrics exist
+    return REGISTRY.get_sample_value("callcenter_prediction_log_write_failures_total") or 0.0
+
+
+@pytest.mark.skipif(bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")), reason="in-process registry needed")
+def test_an_unreachable_database_raises_unavailable_counts_it_and_fails_ping():
+    log = PredictionLog("postgresql://postgres@127.0.0.1:9/nowhere")  # nothing listens on port 9
+    before = write_failures()
+    with pytest.raises(PredictionLogUnavailable, match="prediction log write failed"):
+        log.record("req", "/predict", [prediction()])
+    assert write_failures() == before + 1
+    ok, reason = log.ping()
+    assert not ok and "prediction log check failed" in reason
+    assert "password" not in reason.lower()
+
+
+def test_the_log_recovers_once_the_database_is_back(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the database directory should be")
+    log = PredictionLog(store.database_url(db_dir=blocker / "var"))
+    try:
+        ok, reason = log.ping()
+        assert not ok and "NotADirectoryError" in reason
+        with pytest.raises(PredictionLogUnavailable):
+            log.record("req", "/predict", [prediction()])
+        blocker.unlink()  # the "database" comes back: schema and writes follow without a restart
+        assert log.ping() == (True, "ok")
+        log.record("req", "/predict", [prediction()])
+        assert count_rows(log) == 1
+    finally:
+        log.dispose()
+
+
+def test_a_forked_child_gets_its_own_engine(tmp_path):
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    log.ensure_schema()
+    parent_engine = log.engine
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's pool
+        try:
+            ok = log.engine is not parent_engine
+            log.record("child", "/predict", [prediction()])
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert count_rows(log) == 1
+    log.dispose()
