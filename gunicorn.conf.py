@@ -1,0 +1,64 @@
+"""gunicorn settings for the service: ``gunicorn -c gunicorn.conf.py app:app``.
+
+Environment: PORT (default 5000), WEB_CONCURRENCY (workers, default 2), GUNICORN_THREADS
+(threads per worker, default 2), GUNICORN_MAX_REQUESTS (recycle a worker after this many
+requests, default 0 = never). Command-line flags override these (tests bind 127.0.0.1 with -b).
+"""
+
+import importlib
+import importlib.util
+import os
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+bind = f"0.0.0.0:{_int('PORT', 5000)}"
+workers = _int("WEB_CONCURRENCY", 2)
+threads = _int("GUNICORN_THREADS", 2)
+worker_class = "gthread"
+# Each worker loads the models itself (create_app runs after fork): no shared pickled state,
+# and a bad Output makes workers start not-ready instead of killing the master.
+preload_app = False
+timeout = 30  # a request slower than this is a bug; the worker is restarted
+graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
+keepalive = 5
+max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+# The app writes one JSON access line per request itself (service/logs.py, with the request
+# id); gunicorn's plain-text line would break "one JSON object per line" on stdout, so it is
+# only kept when LOG_FORMAT=text.
+accesslog = "-" if os.environ.get("LOG_FORMAT", "json").lower() == "text" else None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# Heartbeat files on tmpfs when there is one (Docker's /tmp may be an overlay on a slow disk).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Headers and request line limits stay at gunicorn's defaults; the body limit is the app's
+# MAX_CONTENT_LENGTH (413).
+
+
+def _metrics_hook(name: str):
+    """A hook from service.metrics (issue 5) if that module defines it, else None."""
+    if importlib.util.find_spec("service.metrics") is None:
+        return None
+    return getattr(importlib.import_module("service.metrics"), name, None)
+
+
+def on_starting(server):
+    hook = _metrics_hook("gunicorn_on_starting")  # e.g. clean the Prometheus multiprocess dir
+    if hook:
+        hook(server)
+
+
+def on_exit(server):
+    hook = _metrics_hook("gunicorn_on_exit")  # e.g. remove a private multiprocess dir
+    if hook:
+        hook(server)
+
+
+def child_exit(server, worker):
+    hook = _metrics_hook("gunicorn_child_exit")  # e.g. prometheus mark_process_dead(worker.pid)
+    if hook:
+        hook(server, worker)

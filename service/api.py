@@ -1,0 +1,300 @@
+"""HTTP routes: thin views that validate with service.schemas, call service.inference, return JSON.
+
+Every documented route is added with :func:`add_endpoint`, which (1) parses and validates the
+JSON body / query string with the route's pydantic model (strict JSON, errors in our shape) and
+(2) registers the same models with the app's SpecTree, which renders ``GET /openapi.json``.
+Other blueprints (service.records, ...) can use :func:`add_endpoint` too, so the document
+covers them without a second schema.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, request
+from pydantic import BaseModel, ValidationError
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+
+from service import inference
+from service.errors import ApiError, from_validation_error
+from service.registry import ModelUnavailable, Registry
+from service.schemas import (
+    AnomaliesRequest,
+    AnomaliesResponse,
+    ErrorResponse,
+    ForecastRequest,
+    ForecastResponse,
+    HealthResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+    ReadyResponse,
+    ReloadResponse,
+)
+
+REGISTRY_KEY = "model_registry"
+OPENAPI_KEY = "openapi"
+#: Extensions may append callables returning (name, problem-or-None); /ready reports them.
+READINESS_KEY = "readiness_checks"
+PREDICTION_LOG_KEY = "prediction_log"
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_ERRORS = {400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
+
+
+# ------------------------------------------------------------------ plumbing
+
+
+def create_openapi(app: Flask) -> SpecTree:
+    """One SpecTree per app (it caches the document, and routes differ between apps)."""
+    tree = SpecTree(
+        "flask",
+        mode="strict",
+        annotations=False,
+        title="callcenter-gp",
+        description="Gaussian-process forecasts of monthly call-centre volumes.",
+        version="1",
+        validation_error_status=422,
+        validation_error_model=ErrorResponse,
+        security_schemes=[SecurityScheme(name="admin", data=SecuritySchemeData(type="http", scheme="bearer"))],
+    )
+    app.extensions[OPENAPI_KEY] = tree
+    return tree
+
+
+def request_id() -> str:
+    """The request's id: ``g.request_id`` if a logging extension set it, else X-Request-ID or new."""
+    rid = g.get("request_id")
+    if rid is None:
+        supplied = request.headers.get("X-Request-ID", "")
+        rid = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_body() -> Any:
+    """The request body as JSON: 415 unless JSON, 413 over MAX_CONTENT_LENGTH, 400 if malformed."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    if not raw.strip():
+        raise ApiError(400, "malformed_json", "the request body is empty; send a JSON object")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "the JSON body is nested too deeply") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _validate(model: type[BaseModel], data: Any) -> BaseModel:
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid_body", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def add_endpoint(
+    target: Blueprint | Flask,
+    tree: SpecTree,
+    rule: str,
+    view: Callable[..., Any],
+    *,
+    methods: tuple[str, ...] = ("GET",),
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    responses: dict[int, type[BaseModel] | None],
+    tags: tuple[str, ...] = (),
+    security: dict[str, list[str]] | None = None,
+) -> None:
+    """Route ``rule`` to ``view(body=..., query=...)`` with validation and OpenAPI documentation."""
+
+    @wraps(view)
+    def handler(**kwargs: Any) -> Any:
+        if body is not None:
+            kwargs["body"] = _validate(body, read_json_body())
+        if query is not None:
+            kwargs["query"] = _validate(query, request.args.to_dict())
+        return view(**kwargs)
+
+    statuses = dict(responses)
+    if body is not None:
+        statuses = {**_BODY_ERRORS, **statuses}
+    elif query is not None:
+        statuses = {422: ErrorResponse, **statuses}
+    documented = tree.validate(
+        json=body,
+        query=query,
+        resp=Response(**{f"HTTP_{status}": model for status, model in statuses.items()}),
+        tags=tags,
+        security=security,
+        skip_validation=True,  # validated above, so errors come out in our shape
+    )(handler)
+    target.add_url_rule(rule, endpoint=view.__name__, view_func=documented, methods=list(methods))
+
+
+def registry() -> Registry:
+    return current_app.extensions[REGISTRY_KEY]
+
+
+def _model():
+    try:
+        return registry().get()
+    except ModelUnavailable as exc:
+        raise ApiError(503, "model_not_loaded", f"no model is loaded: {exc}") from None
+
+
+def _record(endpoint: str, rows: list[dict[str, Any]]) -> None:
+    """Hand the rows to the prediction log (service.store) before the response is sent."""
+    log = current_app.extensions.get(PREDICTION_LOG_KEY)
+    if log is not None:
+        log.record(request_id(), endpoint, rows)
+
+
+# --------------------------------------------------------------------- views
+
+
+def predict(body: PredictRequest):
+    """Predict months for one or more instances.
+
+    One instance inline (``month``, ``phone_lines``, ``channels``) or up to 1,000 in
+    ``instances``; every domain unless ``domains`` says otherwise.
+    """
+    model = _model()
+    rows, assumption = inference.predict(
+        model,
+        body.instance_list(),
+        domains=body.domains,
+        levels=body.level,
+        kind=body.kind,
+        prefix=body.field_prefix(),
+    )
+    _record("predict", rows)
+    return {"model_version": model.version, "assumption": assumption, "predictions": rows}
+
+
+def forecast(body: ForecastRequest):
+    """Forecast the next ``horizon`` months after the training window for one domain."""
+    model = _model()
+    kind, rows, assumption = inference.forecast(
+        model, body.domain, body.horizon, regressors=body.regressors, levels=body.level, kind=body.kind
+    )
+    _record("forecast", rows)
+    return {
+        "model_version": model.version,
+        "domain": body.domain,
+        "kind": kind,
+        "horizon": body.horizon,
+        "assumption": assumption,
+        "forecast": rows,
+    }
+
+
+def anomalies(body: AnomaliesRequest):
+    """Score observed volumes: z-score, two-sided p-value, and whether each is an anomaly."""
+    model = _model()
+    kind, rows, assumption = inference.anomalies(
+        model, body.domain, body.observations, level=body.level, kind=body.kind
+    )
+    return {
+        "model_version": model.version,
+        "domain": body.domain,
+        "kind": kind,
+        "level": body.level,
+        "assumption": assumption,
+        "observations": rows,
+    }
+
+
+def model_info():
+    """Model version, training window, kernels, holdout metrics and library versions."""
+    return _model().info
+
+
+def health():
+    """The process is alive (says nothing about the models)."""
+    return {"status": "ok"}
+
+
+def ready():
+    """200 when models are loaded and verified (and every extension's check passes), else 503."""
+    reg = registry()
+    reg.refresh()
+    model = reg.current
+    checks = {"models": "ok" if model is not None else f"not loaded: {reg.reason}"}
+    problems = [] if model is not None else [checks["models"]]
+    for check in current_app.extensions.get(READINESS_KEY, []):
+        name, problem = check()
+        checks[name] = problem or "ok"
+        if problem:
+            problems.append(f"{name}: {problem}")
+    body = {
+        "status": "not_ready" if problems else "ready",
+        "model_version": model.version if model else None,
+        "reason": "; ".join(problems) or None,
+        "checks": checks,
+    }
+    return body, (503 if problems else 200)
+
+
+def reload_models():
+    """Reload the manifest (``Authorization: Bearer $ADMIN_TOKEN``); a bad bundle is refused.
+
+    403 when ADMIN_TOKEN is not configured (admin routes disabled), 401 on a wrong token,
+    409 when the new bundle is refused (the previous model keeps serving).
+    """
+    from service.registry import ReloadRefused
+
+    token = current_app.config.get("ADMIN_TOKEN") or ""
+    if not token:
+        raise ApiError(403, "admin_disabled", "admin routes are disabled: set ADMIN_TOKEN to enable them")
+    scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), token.encode()):
+        raise ApiError(
+            401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    reg = registry()
+    try:
+        previous, loaded = reg.reload()
+    except ReloadRefused as exc:
+        serving = reg.current.version if reg.current else None
+        raise ApiError(409, "reload_refused", f"{exc} (still serving {serving or 'nothing'})") from None
+    status = "unchanged" if previous == loaded.version else "reloaded"
+    return {"status": status, "previous_version": previous, "model_version": loaded.version}
+
+
+# ------------------------------------------------------------------- wiring
+
+
+def create_blueprint(tree: SpecTree) -> Blueprint:
+    bp = Blueprint("api", __name__)
+    unavailable = {503: ErrorResponse}
+    add_endpoint(bp, tree, "/predict", predict, methods=("POST",), body=PredictRequest,
+                 responses={200: PredictResponse, **unavailable}, tags=("predictions",))
+    add_endpoint(bp, tree, "/forecast", forecast, methods=("POST",), body=ForecastRequest,
+                 responses={200: ForecastResponse, **unavailable}, tags=("predictions",))
+    add_endpoint(bp, tree, "/anomalies", anomalies, methods=("POST",), body=AnomaliesRequest,
+                 responses={200: AnomaliesResponse, **unavailable}, tags=("predictions",))
+    add_endpoint(bp, tree, "/model", model_info, responses={200: ModelInfo, **unavailable}, tags=("model",))
+    add_endpoint(bp, tree, "/health", health, responses={200: HealthResponse}, tags=("operations",))
+    add_endpoint(bp, tree, "/ready", ready, responses={200: ReadyResponse, 503: ReadyResponse},
+                 tags=("operations",))
+    add_endpoint(bp, tree, "/admin/reload", reload_models, methods=("POST",),
+                 responses={200: ReloadResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse},
+                 tags=("operations",), security={"admin": []})
+    bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=lambda: current_app.extensions[OPENAPI_KEY].spec)
+    bp.before_app_request(lambda: registry().refresh())
+    return bp

@@ -1,0 +1,331 @@
+"""The work behind the views, as plain functions (no Flask): predict, forecast, anomalies, describe.
+
+Each takes a :class:`service.registry.LoadedModel` and already-validated inputs and returns plain
+dicts ready for JSON. Batches are vectorised: one ``predict_at`` call per (domain, kind) group
+(more only when a batch repeats a month, since the forecaster looks regressors up by month).
+Problems that depend on the loaded model (a month outside the served range, a prediction that is
+not finite) raise :class:`service.errors.ApiError` with status 422.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from MLPipeline.config import DOMAINS, KINDS, MONTH_FREQ, REGRESSORS, SEASON_LENGTH
+from MLPipeline.forecaster import interval_columns
+from MLPipeline.months import format_month
+from service.errors import ApiError
+from service.schemas import MAX_HORIZON
+
+
+def _unprocessable(code: str, message: str, field: str | None = None) -> ApiError:
+    return ApiError(422, code, message, field)
+
+
+def _field(prefix: str | None, index: int, name: str) -> str:
+    return f"{prefix}[{index}].{name}" if prefix else name
+
+
+# ------------------------------------------------------------------- loading
+
+
+def prepare(bundle) -> Any:
+    """Check a freshly loaded bundle can serve, and precompute what requests need."""
+    from service.registry import LoadedModel
+
+    missing = [d for d in DOMAINS if d not in bundle.preferred or (d, bundle.preferred[d]) not in bundle.models]
+    if missing:
+        raise ValueError(f"no preferred model for domain(s) {', '.join(missing)}")
+    history = bundle.history[list(REGRESSORS)].astype(float)
+    assumed = {name: float(history[name].iloc[-SEASON_LENGTH:].median()) for name in REGRESSORS}
+    train_end = pd.Timestamp(bundle.train_end)
+    for (domain, kind), forecaster in bundle.models.items():  # every model must predict, finitely
+        check = forecaster.predict_at([train_end], X=history.loc[[train_end]], level=(95,))
+        if not np.isfinite(check.to_numpy(dtype=float)).all():
+            raise ValueError(f"model {domain}/{kind} predicts non-finite values")
+    loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return LoadedModel(
+        bundle=bundle,
+        version=str(bundle.version),
+        loaded_at=loaded_at,
+        history=history,
+        assumed=assumed,
+        first_month=pd.Timestamp(bundle.train_start),
+        last_month=train_end + pd.DateOffset(months=MAX_HORIZON),
+        info=describe(bundle, loaded_at),
+    )
+
+
+def describe(bundle, loaded_at: str) -> dict[str, Any]:
+    """The body of GET /model."""
+    manifest = bundle.manifest or {}
+    versions = manifest.get("libraries") or {}
+    holdout = manifest.get("metrics") or {}  # domain -> kind -> holdout metrics, from Engine.py
+    models = []
+    for (domain, kind), forecaster in sorted(bundle.models.items(), key=lambda item: _order(item[0])):
+        lml = getattr(forecaster, "log_marginal_likelihood_", None)
+        models.append(
+            {
+                "domain": domain,
+                "kind": kind,
+                "preferred": bundle.preferred.get(domain) == kind,
+                "kernel": str(forecaster.kernel_),
+                "regressors": list(forecaster.regressors_),
+                "log_marginal_likelihood": None if lml is None or not np.isfinite(lml) else float(lml),
+                "holdout": (holdout.get(domain) or {}).get(kind),
+            }
+        )
+    return {
+        "model_version": str(bundle.version),
+        "trained_at": str(bundle.trained_at),
+        "train_start": format_month(bundle.train_start),
+        "train_end": format_month(bundle.train_end),
+        "loaded_at": loaded_at,
+        "domains": list(DOMAINS),
+        "kinds": list(KINDS),
+        "regressors": list(REGRESSORS),
+        "preferred": {d: bundle.preferred[d] for d in DOMAINS},
+        "models": models,
+        "library_versions": {str(k): str(v) for k, v in versions.items()},
+    }
+
+
+def _order(key: tuple[str, str]) -> tuple[int, int]:
+    domain, kind = key
+    return (DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS), KINDS.index(kind) if kind in KINDS else 0)
+
+
+# ---------------------------------------------------------------- regressors
+
+
+def _regressors(
+    model, months: pd.DatetimeIndex, given: dict[str, Sequence[float | None]]
+) -> tuple[pd.DataFrame, str | None]:
+    """Regressor values per requested month: given ones, else the training data's, else assumed.
+
+    Returns a frame indexed by ``months`` (duplicates allowed) and the assumption text (None
+    when nothing had to be assumed for a month after the training window).
+    """
+    columns, assumed_any, from_history = {}, False, False
+    for name in REGRESSORS:
+        values = np.array([np.nan if v is None else v for v in given[name]], dtype=float)
+        missing = np.isnan(values)
+        if missing.any():
+            known = model.history[name].reindex(months).to_numpy()
+            from_history |= bool((missing & ~np.isnan(known)).any())
+            values = np.where(missing, known, values)
+            still = np.isnan(values)
+            if still.any():
+                assumed_any = True
+                values[still] = model.assumed[name]
+        columns[name] = values
+    frame = pd.DataFrame(columns, index=pd.DatetimeIndex(months, name="month"))
+    notes = []
+    if from_history:
+        notes.append("omitted regressors for months inside the training window were taken from the training data")
+    if assumed_any:
+        values = ", ".join(f"{name}={model.assumed[name]:g}" for name in REGRESSORS)
+        notes.append(
+            f"omitted regressors for months after the training window were set to the median of the "
+            f"last {SEASON_LENGTH} training months ({values})"
+        )
+    return frame, ("; ".join(notes) or None)
+
+
+def _check_range(model, months: pd.DatetimeIndex, prefix: str | None, kind_first: pd.Timestamp) -> None:
+    bad = (months < kind_first) | (months > model.last_month)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _unprocessable(
+            "month_out_of_range",
+            f"month {format_month(months[i])} is outside the range this model serves: "
+            f"{format_month(kind_first)} to {format_month(model.last_month)} "
+            f"(the training window plus {MAX_HORIZON} months)",
+            _field(prefix, i, "month"),
+        )
+
+
+def _first_month(model, kind: str) -> pd.Timestamp:
+    # The difference model needs the previous observed month, so it starts one month later.
+    return model.first_month + pd.DateOffset(months=1 if kind == "difference" else 0)
+
+
+def _occurrences(keys: list[Any]) -> np.ndarray:
+    """For each key, how many times it appeared before (0 for a first occurrence)."""
+    seen: dict[Any, int] = {}
+    out = np.empty(len(keys), dtype=int)
+    for i, key in enumerate(keys):
+        out[i] = seen.get(key, 0)
+        seen[key] = out[i] + 1
+    return out
+
+
+def _predict_at(forecaster, regressors: pd.DataFrame, levels: Sequence[float]) -> np.ndarray:
+    """``predict_at`` for possibly repeated months, rows in input order, as one float array.
+
+    Identical (month, regressors) rows are predicted once. The forecaster looks regressors up
+    by month, so a month repeated with different regressors goes to a separate call (the k-th
+    occurrence of every month in call k); a batch without repeats is one call.
+    """
+    use_x = bool(forecaster.regressors_)
+    columns = interval_columns(levels)
+    frame = regressors if use_x else regressors.iloc[:, :0]
+    keys = list(zip(frame.index, *(frame[c].to_numpy() for c in frame.columns), strict=True))
+    unique_at = dict.fromkeys(keys)
+    if len(unique_at) < len(keys):  # repeated rows: predict the distinct ones, then map back
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}
+        distinct = np.array([first[key] for key in unique_at])
+        values = _predict_at(forecaster, regressors.iloc[distinct], levels)
+        position = {key: j for j, key in enumerate(unique_at)}
+        return values[[position[key] for key in keys]]
+    months = regressors.index
+    if months.is_unique:
+        calls = [np.arange(len(months))]
+    else:
+        occurrence = _occurrences(list(months))
+        calls = [np.flatnonzero(occurrence == k) for k in range(int(occurrence.max()) + 1)]
+    out = np.empty((len(months), len(columns)))
+    for rows in calls:
+        part = regressors if len(calls) == 1 else regressors.iloc[rows]
+        pred = forecaster.predict_at(part.index, X=part if use_x else None, level=tuple(levels))
+        out[rows] = pred[columns].to_numpy(dtype=float)
+    if not np.isfinite(out).all():
+        raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+    return out
+
+
+def _rows(
+    values: np.ndarray,
+    months: Sequence[str],
+    regressors: pd.DataFrame,
+    common: dict[str, Any],
+    levels: Sequence[float],
+) -> list[dict[str, Any]]:
+    columns = interval_columns(levels)
+    lines = regressors[REGRESSORS[0]].tolist()
+    channels = regressors[REGRESSORS[1]].tolist()
+    out = []
+    for month, vals, line, channel in zip(months, values.tolist(), lines, channels, strict=True):
+        row = {"month": month, **common}
+        row.update(zip(columns, vals, strict=True))
+        row[REGRESSORS[0]], row[REGRESSORS[1]] = line, channel
+        out.append(row)
+    return out
+
+
+def _kind_available(model, domain: str, kind: str, field: str) -> None:
+    if (domain, kind) not in model.bundle.models:
+        raise _unprocessable("kind_unavailable", f"no {kind!r} model is loaded for {domain}", field)
+
+
+# ------------------------------------------------------------------ requests
+
+
+def predict(
+    model,
+    instances: Sequence[Any],
+    *,
+    domains: Sequence[str] | None = None,
+    levels: Sequence[float] = (80.0, 95.0),
+    kind: str | None = None,
+    prefix: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows for every instance x domain (instance-major order) and the assumption text.
+
+    ``instances`` have ``month`` ("YYYY-MM") and optional ``phone_lines``/``channels``;
+    ``prefix`` names the list in error fields ("instances" -> "instances[3].month").
+    """
+    month_strings = [inst.month for inst in instances]
+    months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
+    given = {name: [getattr(inst, name) for inst in instances] for name in REGRESSORS}
+    regressors, assumption = _regressors(model, months, given)
+    per_domain = []
+    for domain in domains or DOMAINS:
+        chosen = model.kind_for(domain, kind)
+        _kind_available(model, domain, chosen, "kind")
+        _check_range(model, months, prefix, _first_month(model, chosen))
+        values = _predict_at(model.forecaster(domain, chosen), regressors, levels)
+        common = {"domain": domain, "kind": chosen, "model_version": model.version}
+        per_domain.append(_rows(values, month_strings, regressors, common, levels))
+    rows = [row for group in zip(*per_domain, strict=True) for row in group]
+    return rows, assumption
+
+
+def forecast(
+    model,
+    domain: str,
+    horizon: int,
+    *,
+    regressors: Sequence[Any] | None = None,
+    levels: Sequence[float] = (80.0, 95.0),
+    kind: str | None = None,
+) -> tuple[str, list[dict[str, Any]], str | None]:
+    """The path of the ``horizon`` months after the training window: (kind, rows, assumption)."""
+    chosen = model.kind_for(domain, kind)
+    _kind_available(model, domain, chosen, "kind")
+    forecaster = model.forecaster(domain, chosen)
+    start = pd.Timestamp(model.bundle.train_end) + pd.DateOffset(months=1)
+    months = pd.date_range(start, periods=horizon, freq=MONTH_FREQ, name="month")
+    if regressors is None:
+        given = {name: [None] * horizon for name in REGRESSORS}
+    else:
+        given = {name: [getattr(r, name) for r in regressors] for name in REGRESSORS}
+    x, assumption = _regressors(model, months, given)
+    pred = forecaster.predict(horizon=horizon, X_future=x if forecaster.regressors_ else None, level=tuple(levels))
+    values = pred[interval_columns(levels)].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+    common = {"domain": domain, "kind": chosen, "model_version": model.version}
+    return chosen, _rows(values, [format_month(m) for m in months], x, common, levels), assumption
+
+
+def anomalies(
+    model,
+    domain: str,
+    observations: Sequence[Any],
+    *,
+    level: float = 99.0,
+    kind: str | None = None,
+) -> tuple[str, list[dict[str, Any]], str | None]:
+    """Score observations against the model: (kind, rows in the order given, assumption).
+
+    z = (value - mean) / std; p = two-sided normal tail probability of |z|; an observation is
+    an anomaly when it falls outside the ``level`` % prediction interval.
+    """
+    chosen = model.kind_for(domain, kind)
+    _kind_available(model, domain, chosen, "kind")
+    month_strings = [obs.month for obs in observations]
+    months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
+    _check_range(model, months, "observations", _first_month(model, chosen))
+    given = {name: [getattr(obs, name) for obs in observations] for name in REGRESSORS}
+    x, assumption = _regressors(model, months, given)
+    values = _predict_at(model.forecaster(domain, chosen), x, [level])
+    mean, std, lower, upper = values.T
+    observed = np.array([obs.value for obs in observations], dtype=float)
+    z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)
+    p = 2.0 * stats.norm.sf(np.abs(z))
+    outside = (observed < lower) | (observed > upper)
+    rows = []
+    for i, month in enumerate(month_strings):
+        rows.append(
+            {
+                "month": month,
+                "value": float(observed[i]),
+                "mean": float(mean[i]),
+                "std": float(std[i]),
+                "lower": float(lower[i]),
+                "upper": float(upper[i]),
+                "z_score": float(np.clip(z[i], -1e300, 1e300)),
+                "p_value": float(p[i]),
+                "anomaly": bool(outside[i]),
+                REGRESSORS[0]: float(x[REGRESSORS[0]].iloc[i]),
+                REGRESSORS[1]: float(x[REGRESSORS[1]].iloc[i]),
+            }
+        )
+    return chosen, rows, assumption
