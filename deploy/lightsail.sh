@@ -143,6 +143,8 @@ cmd_create() {
   json=$(service_json) || status=$?
   if ((status == 0)); then
     log "container service $SERVICE already exists in $REGION (state $(service_summary "$json" | cut -f1)); not creating it"
+  elif ((status != 2)); then
+    exit "$status" # service_json explained the failure
   else
     case $POWER in
       nano | micro | small | medium | large | xlarge) ;;
@@ -165,14 +167,16 @@ cmd_push() {
     die "local image $LOCAL_IMAGE not found; build it first: docker build -t $LOCAL_IMAGE ."
   log "pushing $LOCAL_IMAGE to $SERVICE with label $LABEL"
   local output ref
-  # lightsailctl prints progress and the reference as text, whatever --output says.
-  output=$(aws lightsail push-container-image --region "$REGION" --service-name "$SERVICE" \
-    --label "$LABEL" --image "$LOCAL_IMAGE") || {
-    printf '%s\n' "$output" >&2
-    die "push-container-image failed"
-  }
-  printf '%s\n' "$output" >&2
-  ref=$(sed -n 's/^Refer to this image as "\(:[^"]*\)" in deployments\..*$/\1/p' <<<"$output" | tail -n 1)
+  output=$(mktemp)
+  # lightsailctl prints progress and the reference as text, whatever --output says;
+  # the progress is shown as it comes and kept for the reference.
+  if ! aws lightsail push-container-image --region "$REGION" --service-name "$SERVICE" \
+    --label "$LABEL" --image "$LOCAL_IMAGE" 2>&1 | tee "$output" >&2; then
+    rm -f "$output"
+    die "push-container-image failed (output above)"
+  fi
+  ref=$(sed -n 's/^Refer to this image as "\(:[^"]*\)" in deployments\..*$/\1/p' "$output" | tail -n 1)
+  rm -f "$output"
   [[ -n $ref ]] || die "push-container-image did not say how to refer to the image"
   mkdir -p "$STATE_DIR"
   printf '%s\n' "$ref" >"$(state_file)"
@@ -329,7 +333,8 @@ out((s.get("nextDeployment") or s.get("currentDeployment") or {}).get("version")
 cmd_status() {
   local json status=0
   json=$(service_json) || status=$?
-  ((status == 0)) || die "container service $SERVICE does not exist in $REGION"
+  ((status != 2)) || die "container service $SERVICE does not exist in $REGION"
+  ((status == 0)) || exit "$status"
   json_fields '
 s = doc["containerServices"][0]
 region = (s.get("location") or {}).get("regionName", "?")

@@ -149,6 +149,11 @@ def save():
     with open(state_path, "w") as f:
         json.dump(state, f)
 
+if scenario == "denied":
+    sys.stderr.write("\nAn error occurred (AccessDeniedException) when calling the %s operation: "
+                     "User is not authorized to perform: lightsail:%s\n" % (op, op))
+    sys.exit(254)
+
 def not_found():
     sys.stderr.write("\nAn error occurred (NotFoundException) when calling the GetContainerServices "
                      "operation: No container service found with name %s.\n" % service)
@@ -367,6 +372,20 @@ def test_create_leaves_an_existing_service_alone(stand: Stand):
     assert result.returncode == 0, result.stderr
     assert "create-container-service" not in stand.aws_ops()
     assert "already exists" in result.stderr
+
+
+def test_create_stops_on_an_aws_error_other_than_not_found(stand: Stand):
+    result = stand.run(LIGHTSAIL, "create", FAKE_AWS_SCENARIO="denied")
+    assert result.returncode != 0
+    assert "AccessDeniedException" in result.stderr
+    assert stand.aws_ops() == ["get-container-services"]
+
+
+def test_push_failure_is_reported(stand: Stand):
+    result = stand.run(LIGHTSAIL, "push", FAKE_AWS_SCENARIO="denied")
+    assert result.returncode != 0
+    assert "push-container-image failed" in result.stderr
+    assert not (stand.state_dir / "callcenter-gp.us-east-1.image").exists()
 
 
 def test_create_rejects_a_bad_power_before_calling_create(stand: Stand):
