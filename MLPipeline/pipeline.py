@@ -1,0 +1,175 @@
+"""The training run, step by step: load -> EDA/normality -> fit -> evaluate -> select -> save.
+
+Every model that is evaluated is fitted on the training split only; the models that are
+saved for serving are refitted on all months. The kind preferred per domain is chosen by
+a backtest inside the training split, never by the held-out months.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from joblib import Parallel, delayed
+
+from MLPipeline import eda
+from MLPipeline.artifacts import RunWriter, holdout_records, sha256_file
+from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, HOLDOUT_MONTHS, KINDS, REGRESSORS
+from MLPipeline.data import frame_sha256, load_workbook
+from MLPipeline.evaluation import backtest_origins, forecast_metrics, mean_metrics, rolling_origin
+from MLPipeline.forecaster import GPForecaster
+from MLPipeline.logs import timed_step
+from MLPipeline.months import format_month
+from MLPipeline.normality import normality_table
+from MLPipeline.preprocess import train_test_split
+from MLPipeline.report import render_report
+
+log = logging.getLogger("MLPipeline.pipeline")
+
+#: Metric that decides the preferred kind in the training-only backtest (lower is better).
+SELECTION_METRIC = "mase"
+
+
+@dataclass
+class RunConfig:
+    data_path: Path
+    output_dir: Path
+    holdout: int = HOLDOUT_MONTHS
+    plots: bool = True
+    use_regressors: bool = True
+    levels: tuple[float, ...] = DEFAULT_LEVELS
+    n_jobs: int = 2
+
+
+def _fit(y: pd.Series, X: pd.DataFrame | None, kind: str) -> GPForecaster:
+    return GPForecaster(kind=kind).fit(y, X)
+
+
+def _fit_predict(kind: str, levels):
+    def fit_predict(y_train, x_train, horizon, x_future):
+        return _fit(y_train, x_train, kind).predict(horizon, x_future, level=levels)
+
+    return fit_predict
+
+
+def _holdout_task(domain, kind, train, test, cfg: RunConfig):
+    """Fit on the training split; forecast the held-out months; run the training-only backtest."""
+    X_train = train[list(REGRESSORS)] if cfg.use_regressors else None
+    X_test = test[list(REGRESSORS)] if cfg.use_regressors else None
+    model = _fit(train[domain], X_train, kind)
+    forecast = model.predict(len(test), X_test, level=cfg.levels)
+    metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
+    origins = backtest_origins(len(train), horizon=len(test), folds=2)
+    backtest = rolling_origin(train[domain], _fit_predict(kind, cfg.levels), origins=origins,
+                              horizon=len(test), X=X_train, levels=cfg.levels)
+    frame = forecast.assign(actual=test[domain].to_numpy())
+    return (domain, kind), model, frame, metrics, backtest
+
+
+def _final_task(domain, kind, frame, cfg: RunConfig):
+    X = frame[list(REGRESSORS)] if cfg.use_regressors else None
+    return (domain, kind), _fit(frame[domain], X, kind)
+
+
+def choose_kinds(backtests: dict[tuple[str, str], list[dict]], domains=DOMAINS) -> dict[str, dict]:
+    """Per domain: the kind with the lower mean backtest ``SELECTION_METRIC``, and why."""
+    selection = {}
+    for d in domains:
+        scores = {k: mean_metrics(backtests[(d, k)]) for k in KINDS if (d, k) in backtests}
+        best = min(scores, key=lambda k: scores[k].get(SELECTION_METRIC, float("inf")))
+        others = ", ".join(f"{k} {s[SELECTION_METRIC]:.3f}" for k, s in scores.items() if k != best)
+        selection[d] = {
+            "preferred": best,
+            "metric": SELECTION_METRIC,
+            "backtest": scores,
+            "origins": [r["origin"] for r in next(iter(backtests.values()))] if backtests else [],
+            "reason": f"lower mean training-backtest {SELECTION_METRIC.upper()}: {best} "
+            f"{scores[best][SELECTION_METRIC]:.3f} vs {others}",
+        }
+    return selection
+
+
+def run(cfg: RunConfig) -> dict:
+    """Train, evaluate and save. Returns the committed manifest. Raises DataError on bad input."""
+    started = dt.datetime.now(dt.UTC)
+    with timed_step(log, "load", path=str(cfg.data_path)):
+        frame = load_workbook(cfg.data_path)
+        train, test = train_test_split(frame, cfg.holdout)
+    log.info("data: %d months %s..%s; training %s..%s; holdout %d months", len(frame),
+             format_month(frame.index[0]), format_month(frame.index[-1]), format_month(train.index[0]),
+             format_month(train.index[-1]), len(test))
+
+    data_hash = frame_sha256(frame)
+    version = f"{started:%Y%m%dT%H%M%SZ}-{data_hash[:8]}"
+    writer = RunWriter(cfg.output_dir, version)
+    try:
+        with timed_step(log, "normality"):
+            normality = normality_table(frame)
+            writer.write_json("normality.json", normality)
+        if cfg.plots:
+            with timed_step(log, "eda figures"):
+                for path in eda.write_eda_figures(frame, writer.run_dir / "figures"):
+                    writer.add_file(path)
+
+        tasks = [(d, k) for d in DOMAINS for k in KINDS]
+        with timed_step(log, "holdout fit + backtest", models=len(tasks)):
+            results = Parallel(n_jobs=cfg.n_jobs)(
+                delayed(_holdout_task)(d, k, train, test, cfg) for d, k in tasks
+            )
+        holdout = {key: fc for key, _, fc, _, _ in results}
+        metrics: dict[str, dict] = {d: {} for d in DOMAINS}
+        for (d, k), _, _, m, _ in results:
+            metrics[d][k] = m
+        selection = choose_kinds({key: bt for key, _, _, _, bt in results})
+        for d in DOMAINS:
+            log.info("%s: prefers %s (%s); holdout sMAPE level %.2f / difference %.2f", d,
+                     selection[d]["preferred"], selection[d]["reason"], metrics[d]["level"]["smape"],
+                     metrics[d]["difference"]["smape"])
+
+        if cfg.plots:
+            with timed_step(log, "forecast figures"):
+                for (d, k), _, fc, _, _ in results:
+                    path = eda.write_forecast_figure(
+                        train[d], test[d], fc, f"{d}: {k} model, holdout forecast",
+                        writer.run_dir / "figures" / f"holdout_{d}_{k}.png")
+                    writer.add_file(path)
+
+        with timed_step(log, "final fit on all months", models=len(tasks)):
+            finals = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, k, frame, cfg) for d, k in tasks))
+        with timed_step(log, "save"):
+            for (d, k), model in finals.items():
+                writer.write_model(d, k, model)
+            writer.write_bytes("data.csv", frame.to_csv(float_format="%.10g").encode())
+            writer.write_json("metrics.json", metrics)
+            writer.write_json("holdout.json", holdout_records(holdout))
+            manifest_body = {
+                "trained_at": started.isoformat(timespec="seconds"),
+                "training_seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 2),
+                "data": {
+                    "source": Path(cfg.data_path).name,
+                    "file_sha256": sha256_file(Path(cfg.data_path)),
+                    "data_sha256": data_hash,
+                    "n_months": len(frame),
+                },
+                "train_window": {"start": format_month(frame.index[0]), "end": format_month(frame.index[-1])},
+                "holdout": {"months": len(test), "start": format_month(test.index[0]),
+                            "end": format_month(test.index[-1])},
+                "domains": list(DOMAINS),
+                "kinds": list(KINDS),
+                "regressors": list(REGRESSORS) if cfg.use_regressors else [],
+                "levels": list(cfg.levels),
+                "preferred": {d: selection[d]["preferred"] for d in DOMAINS},
+                "selection": selection,
+                "metrics": metrics,
+            }
+            report = render_report(manifest_body, normality, version, plots=cfg.plots)
+            writer.write_bytes("report.md", report.encode())
+            manifest = writer.commit(manifest_body)
+    except BaseException:
+        writer.abort()
+        raise
+    log.info("saved model version %s to %s", version, cfg.output_dir)
+    return manifest

@@ -1,0 +1,62 @@
+# callcenter-gp — everything starts here. `make run` trains (if needed) and serves; `make test` tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 5000
+OUTPUT_DIR ?= Output
+export OUTPUT_DIR PORT
+
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve clean
+
+help:
+	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
+	@echo "make test            set up .venv with dev tools, lint, run the whole test suite"
+	@echo "make train           (re)train: python Engine.py"
+	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
+	@echo "make bench-serve     serving benchmark through gunicorn"
+
+# One stamp per requirements file: reinstall only when a pin changes.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+$(VENV)/.bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@ $(VENV)/.dev $(VENV)/.runtime
+
+$(OUTPUT_DIR)/manifest.json: | $(VENV)/.runtime
+	$(BIN)/python Engine.py --output $(OUTPUT_DIR)
+
+run: $(VENV)/.runtime $(OUTPUT_DIR)/manifest.json serve
+
+serve: $(VENV)/.runtime
+	$(BIN)/gunicorn -c gunicorn.conf.py app:app
+
+train: $(VENV)/.runtime
+	$(BIN)/python Engine.py --output $(OUTPUT_DIR)
+
+sample-data: $(VENV)/.runtime
+	$(BIN)/python -m MLPipeline.sample_data
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+test: $(VENV)/.dev lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench-accuracy: $(VENV)/.bench
+	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
+
+bench-serve: $(VENV)/.bench
+	$(BIN)/python bench/serve.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
