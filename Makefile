@@ -6,7 +6,7 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve clean
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve docker-build docker-run clean
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
@@ -14,6 +14,8 @@ help:
 	@echo "make train           (re)train: python Engine.py"
 	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
 	@echo "make bench-serve     serving benchmark through gunicorn"
+	@echo "make docker-build    build the image (trains inside the build); see lightsail-deployment.md"
+	@echo "make docker-run      run the image on :$(PORT) (needs a Docker engine)"
 
 # One stamp per requirements file: reinstall only when a pin changes.
 $(BIN)/python:
@@ -57,6 +59,15 @@ bench-accuracy: $(VENV)/.bench
 
 bench-serve: $(VENV)/.bench
 	$(BIN)/python bench/serve.py $(BENCH_ARGS)
+
+# Container image (lightsail-deployment.md): the build stage trains, so no local Output/ is used.
+IMAGE ?= callcenter-gp:latest
+
+docker-build:
+	docker build -t $(IMAGE) .
+
+docker-run:
+	docker run --rm -p $(PORT):5000 --name callcenter-gp $(IMAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
