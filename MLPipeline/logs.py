@@ -29,16 +29,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at emit time (test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 def configure_logging(fmt: str = "text", level: int = logging.INFO, stream=None) -> None:
-    """Route the root logger to ``stream`` (stdout) in ``fmt`` ('text' or 'json')."""
+    """Route the root logger to ``stream`` (default: stdout) in ``fmt`` ('text' or 'json').
+
+    Replaces only the handler an earlier call installed, so other handlers (pytest's caplog,
+    a host application's) stay.
+    """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
     handler.setFormatter(
         JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     )
+    handler._callcenter_gp = True
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_callcenter_gp", False)] + [handler]
     root.setLevel(level)
 
 
