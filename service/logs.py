@@ -17,6 +17,8 @@ from MLPipeline.logs import configure_logging
 REQUEST_ID_HEADER = "X-Request-ID"
 ACCESS_LOGGER = "callcenter.access"
 DEFAULT_FORMAT = "json"  # the service's default; Engine.py defaults to text
+#: Libraries that log routine start-up chatter at INFO in every worker.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
 
 
 class RequestIdFilter(logging.Filter):
@@ -35,6 +37,8 @@ def configure_service_logging(fmt: str | None = None) -> str:
     """MLPipeline's logging set-up plus request ids on every line; returns the format used."""
     fmt = (fmt or os.environ.get("LOG_FORMAT") or DEFAULT_FORMAT).strip().lower()
     configure_logging(fmt)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
             handler.addFilter(RequestIdFilter())

@@ -19,10 +19,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
-from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -88,8 +88,20 @@ def gunicorn_on_exit(server) -> None:
 # --- the metrics (created on first use, inside the worker) -----------------------------------
 
 
-@cache
+_created: SimpleNamespace | None = None
+_created_lock = threading.Lock()  # gthread workers: two first requests must not both create them
+
+
 def _metrics() -> SimpleNamespace:
+    global _created
+    if _created is None:
+        with _created_lock:
+            if _created is None:
+                _created = _create_metrics()
+    return _created
+
+
+def _create_metrics() -> SimpleNamespace:
     from prometheus_client import Counter, Histogram
 
     by_request = ["endpoint", "method", "status"]
@@ -219,6 +231,7 @@ def init_app(app) -> None:
 
     if os.environ.get(MULTIPROC_ENV):
         os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+    _metrics()  # created now, in the worker, before any request thread needs them
 
     def served_manifest() -> Mapping[str, Any] | None:
         # The worker's loaded model when the service's registry has one, else the manifest on disk.

@@ -44,8 +44,6 @@ from MLPipeline.months import format_month, parse_month
 from service import metrics
 
 log = logging.getLogger(__name__)
-# Alembic announces each of its plugins at INFO on every start-up: noise in every worker's log.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 EXTENSION_KEY = "prediction_log"
 DB_FILENAME = "predictions.db"

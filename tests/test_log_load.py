@@ -1,0 +1,183 @@
+"""Through real gunicorn (the committed config, 4 workers): 2,000 /predict requests from 8 client
+threads leave exactly one log row per prediction served, on SQLite and on PostgreSQL; /metrics
+sums the workers' counts; the JSON access line carries the request id returned in the header.
+
+Loopback only, bounded: a fixed number of requests, a timeout on each.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+from test_metrics import samples, value
+from test_store import pg_schema_url  # noqa: F401 - fixture
+
+from MLPipeline.config import DOMAINS, PROJECT_ROOT
+from service import store
+
+pytestmark = pytest.mark.slow
+
+WORKERS = 4
+CLIENT_THREADS = 8
+REQUESTS = 2000
+BODY = {"month": "2021-03", "phone_lines": 4, "channels": 2}  # one month, every domain
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    """gunicorn -c gunicorn.conf.py app:app on a free loopback port; stdout kept in a file."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stdout_path = tmp_path / "gunicorn.stdout"
+        self.stderr_path = tmp_path / "gunicorn.stderr"
+        inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # only ours
+        self.env = {**inherited, "LOG_FORMAT": "json", "WEB_CONCURRENCY": str(WORKERS), **env}
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Gunicorn:
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
+                   "-w", str(WORKERS), "app:app"]  # fmt: skip
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=err)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"gunicorn exited {self.process.returncode}: {self.stderr_path.read_text()[-3000:]}"
+                )
+            try:
+                if requests.get(f"{self.url}/ready", timeout=10).status_code == 200:
+                    return self
+            except requests.RequestException:  # not listening yet, or still starting up
+                pass
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"gunicorn never became ready: {self.stderr_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # graceful: in-flight requests finish
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stdout_lines(self) -> list[str]:
+        return [line for line in self.stdout_path.read_text().splitlines() if line.strip()]
+
+
+def drive(url: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """REQUESTS /predict calls from CLIENT_THREADS threads; returns (ok: id -> version, failures)."""
+    per_thread = REQUESTS // CLIENT_THREADS
+
+    def client(thread: int):
+        ok, failed = {}, []
+        with requests.Session() as session:
+            for i in range(per_thread):
+                rid = f"load-{thread}-{i}"
+                try:
+                    r = session.post(f"{url}/predict", json=BODY, headers={"X-Request-ID": rid}, timeout=30)
+                except requests.RequestException as exc:
+                    failed.append((0, f"{rid}: {exc}"))
+                    continue
+                if r.status_code == 200 and r.headers.get("X-Request-ID") == rid:
+                    ok[rid] = r.json()["model_version"]
+                else:
+                    failed.append((r.status_code, f"{rid}: {r.text[:200]}"))
+        return ok, failed
+
+    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        results = list(pool.map(client, range(CLIENT_THREADS)))
+    ok = {rid: version for done, _ in results for rid, version in done.items()}
+    return ok, [f for _, failed in results for f in failed]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> dict[str, str]:
+    """Environment for the server, and the URL the test reads the rows back through."""
+    if request.param == "sqlite":
+        directory = tmp_path / "var"
+        return {"env": {"PREDICTION_DB_DIR": str(directory)}, "url": store.database_url(db_dir=directory)}
+    url = request.getfixturevalue("pg_schema_url")
+    return {"env": {"DATABASE_URL": url}, "url": url}
+
+
+def test_every_prediction_is_logged_once_and_counted_across_workers(trained_output, tmp_path, database):
+    prom_dir = tmp_path / "prometheus"
+    env = {"OUTPUT_DIR": str(trained_output), "PROMETHEUS_MULTIPROC_DIR": str(prom_dir), **database["env"]}
+    with Gunicorn(tmp_path, env) as server:
+        ok, failures = drive(server.url)
+        scraped = samples(requests.get(f"{server.url}/metrics", timeout=10).text)
+        plain = requests.get(f"{server.url}/health", timeout=10)  # no X-Request-ID: one is generated
+        workers_seen = len(list(prom_dir.glob("counter_*.db")))
+    # SIGTERM has been handled: every in-flight request finished and wrote its rows.
+
+    assert failures == []
+    assert len(ok) == REQUESTS
+
+    engine = store.create_engine(store.normalise_url(database["url"]))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.prediction_log.c.request_id, store.prediction_log.c.domain)).all()
+    engine.dispose()
+    per_request = collections.Counter(rid for rid, _ in rows)
+    print(f"\n{database['url'].split(':')[0]}: {len(ok)} successful requests x {len(DOMAINS)} domains "
+          f"= {len(ok) * len(DOMAINS)} expected rows; {len(rows)} rows in the log")  # fmt: skip
+    assert len(rows) == len(ok) * len(DOMAINS)  # none lost, none extra
+    assert set(per_request) == set(ok)  # every successful request, and only those
+    assert set(per_request.values()) == {len(DOMAINS)}  # no duplicates
+    assert {(rid, d) for rid, d in rows} == {(rid, d) for rid in ok for d in DOMAINS}
+
+    # /metrics, answered by one worker, sums all of them.
+    assert workers_seen >= 2, "the load should have been spread over several workers"
+    labels = {"endpoint": "/predict", "method": "POST", "status": "200"}
+    assert value(scraped, "callcenter_http_requests_total", **labels) == REQUESTS
+    assert value(scraped, "callcenter_http_request_duration_seconds_count", **labels) == REQUESTS
+    by_domain = {
+        d: sum(
+            value(scraped, "callcenter_predictions_total", domain=d, kind=k) for k in ("level", "difference")
+        )
+        for d in DOMAINS
+    }
+    assert by_domain == {d: REQUESTS for d in DOMAINS}
+    assert value(scraped, "callcenter_prediction_log_write_failures_total") == 0
+    version = next(iter(ok.values()))
+    assert any(n == "callcenter_model_info" and dict(lab).get("version") == version for n, lab in scraped)
+
+    # The JSON access line for a request carries the id returned in its header.
+    access = {}
+    for line in server.stdout_lines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # gunicorn's own lines, if its access log is on
+        if entry.get("logger") == "callcenter.access":
+            access[entry["request_id"]] = entry
+    generated = plain.headers["X-Request-ID"]
+    assert access[generated]["path"] == "/health" and access[generated]["status"] == 200
+    sample = access["load-3-17"]
+    assert (sample["method"], sample["path"], sample["status"]) == ("POST", "/predict", 200)
+    assert sample["duration_ms"] > 0 and sample["level"] == "INFO" and sample["timestamp"]
+    assert len([rid for rid in access if rid.startswith("load-")]) == REQUESTS
