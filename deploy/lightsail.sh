@@ -163,8 +163,13 @@ cmd_create() {
 cmd_push() {
   need docker "Run ./install-docker.sh first."
   need lightsailctl "Run ./install-lightsail-cli.sh first: push-container-image needs it."
-  docker image inspect "$LOCAL_IMAGE" >/dev/null 2>&1 ||
+  local arch
+  arch=$(docker image inspect --format '{{.Architecture}}' "$LOCAL_IMAGE" 2>/dev/null) ||
     die "local image $LOCAL_IMAGE not found; build it first: docker build -t $LOCAL_IMAGE ."
+  if [[ $arch != amd64 ]]; then
+    log "warning: $LOCAL_IMAGE is built for $arch; Lightsail runs amd64 images (exec format error otherwise)."
+    log "warning: rebuild with: docker buildx build --platform linux/amd64 -t $LOCAL_IMAGE --load ."
+  fi
   log "pushing $LOCAL_IMAGE to $SERVICE with label $LABEL"
   local output ref
   output=$(mktemp)

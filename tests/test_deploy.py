@@ -233,7 +233,10 @@ elif name == "curl":
 elif name == "docker":
     health = os.environ.get("FAKE_DOCKER_HEALTH", "healthy")
     if args[:2] == ["image", "inspect"]:
-        sys.exit(1 if os.environ.get("FAKE_DOCKER_NO_IMAGE") else 0)
+        if os.environ.get("FAKE_DOCKER_NO_IMAGE"):
+            sys.exit(1)
+        if "--format" in args:
+            print(os.environ.get("FAKE_DOCKER_ARCH", "amd64"))
     if args[:2] == ["container", "inspect"]:
         sys.exit(0 if os.environ.get("FAKE_DOCKER_RUNNING") else 1)
     if args[:1] == ["inspect"]:
@@ -408,7 +411,22 @@ def test_push_captures_the_image_reference(stand: Stand):
     assert option(push["argv"], "--service-name") == "callcenter-gp"
     saved = stand.state_dir / "callcenter-gp.us-east-1.image"
     assert saved.read_text().strip() == ":callcenter-gp.web.1"
-    assert ["docker", "image", "inspect", "callcenter-gp:v7"] in stand.other_calls()
+    assert [
+        "docker",
+        "image",
+        "inspect",
+        "--format",
+        "{{.Architecture}}",
+        "callcenter-gp:v7",
+    ] in stand.other_calls()
+    assert "warning" not in result.stderr
+
+
+def test_push_warns_about_an_image_lightsail_cannot_run(stand: Stand):
+    result = stand.run(LIGHTSAIL, "push", FAKE_AWS_EXISTS="1", FAKE_DOCKER_ARCH="arm64")
+    assert result.returncode == 0, result.stderr
+    assert "built for arm64" in result.stderr
+    assert "--platform linux/amd64" in result.stderr
 
 
 def test_push_without_a_local_image_fails_before_pushing(stand: Stand):
