@@ -241,7 +241,7 @@ def test_copied_files_exist_and_are_not_dockerignored(stages: list[Stage]):
 
 def test_dockerignore_keeps_secrets_venv_tests_and_git_out():
     patterns = dockerignore_patterns()
-    for path in (".git", ".venv", "tests", "Output", ".env", "prod.env", "bench", "tests/test_api.py"):
+    for path in (".git", ".venv", "tests", "Output", "var", ".env", "prod.env", "bench", "tests/test_api.py"):
         assert ignored(path, patterns) or ignored(path.split("/")[0], patterns), path
 
 
