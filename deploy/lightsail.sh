@@ -120,11 +120,23 @@ out(s.get("state"), cur.get("version"), cur.get("state"), nxt.get("version"), nx
 ' <<<"$1"
 }
 
+# poll_service: service_json for the wait loops. A service that vanished is fatal; any other
+# AWS error (throttling, a network blip) is reported and the loop polls again ("-" state).
+poll_service() {
+  local status=0
+  POLLED_JSON=$(service_json) || status=$?
+  ((status != 2)) || die "container service $SERVICE no longer exists in $REGION"
+  if ((status != 0)); then
+    log "warning: get-container-services failed (above); polling again"
+    POLLED_JSON='{"containerServices": [{}]}'
+  fi
+}
+
 wait_for_service_ready() {
-  local deadline=$((SECONDS + TIMEOUT)) json state
+  local deadline=$((SECONDS + TIMEOUT)) state
   while :; do
-    json=$(service_json) || die "container service $SERVICE disappeared while waiting"
-    state=$(json_fields 'out(doc["containerServices"][0].get("state"))' <<<"$json")
+    poll_service
+    state=$(json_fields 'out(doc["containerServices"][0].get("state"))' <<<"$POLLED_JSON")
     case $state in
       READY | RUNNING)
         log "container service $SERVICE is $state"
@@ -262,17 +274,19 @@ out(states.get('$1'))
 
 wait_for_deployment() {
   local version=$1 deadline=$((SECONDS + TIMEOUT))
-  local json svc cur_v cur_s next_v next_s url state
+  local svc cur_v cur_s next_v next_s url state
   while :; do
-    json=$(service_json) || die "container service $SERVICE disappeared while deploying"
-    IFS=$'\t' read -r svc cur_v cur_s next_v next_s url < <(service_summary "$json")
+    poll_service
+    IFS=$'\t' read -r svc cur_v cur_s next_v next_s url < <(service_summary "$POLLED_JSON")
     if [[ $cur_v == "$version" ]]; then
       state=$cur_s
     elif [[ $next_v == "$version" ]]; then
       state=$next_s
-    else
+    elif [[ $svc != - ]]; then
       # Neither current nor pending any more: it failed and Lightsail kept the old one.
-      state=$(deployment_state "$version")
+      state=$(deployment_state "$version") || state=-
+    else
+      state=- # the poll itself failed
     fi
     case $state in
       ACTIVE)

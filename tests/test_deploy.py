@@ -149,6 +149,13 @@ def save():
     with open(state_path, "w") as f:
         json.dump(state, f)
 
+if scenario == "flaky" and op == "get-container-services" and not state.get("flaked"):
+    state["flaked"] = True
+    save()
+    sys.stderr.write("\nAn error occurred (ThrottlingException) when calling the GetContainerServices "
+                     "operation: Rate exceeded\n")
+    sys.exit(254)
+
 if scenario == "denied":
     sys.stderr.write("\nAn error occurred (AccessDeniedException) when calling the %s operation: "
                      "User is not authorized to perform: lightsail:%s\n" % (op, op))
@@ -544,6 +551,15 @@ def test_failed_deployment_exits_nonzero_with_a_clear_message(stand: Stand, scen
     assert not any(call[0] == "curl" for call in stand.other_calls())
     if scenario == "failed":
         assert "get-container-service-deployments" in stand.aws_ops()
+
+
+def test_a_transient_aws_error_while_polling_is_retried(stand: Stand):
+    result = stand.run(
+        LIGHTSAIL, "--image", ":callcenter-gp.app.1", "deploy", FAKE_AWS_EXISTS="1", FAKE_AWS_SCENARIO="flaky"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ThrottlingException" in result.stderr and "polling again" in result.stderr
+    assert f"URL: {SERVICE_URL}" in result.stdout
 
 
 def test_deployment_that_never_activates_times_out(stand: Stand):
