@@ -285,7 +285,11 @@ class PredictionLog:
                 yield conn
         except (SQLAlchemyError, OSError) as exc:
             log.error("prediction log %s failed: %s", action, _reason(exc))
-            raise PredictionLogUnavailable(f"prediction log {action} failed: {_reason(exc)}") from exc
+            # Clients (and /ready) get the error class only: host names and SQL stay in the log.
+            kind = type(getattr(exc, "orig", None) or exc).__name__
+            raise PredictionLogUnavailable(
+                f"prediction log {action} failed ({kind}); the server log has the details"
+            ) from exc
 
     def dispose(self) -> None:
         with self._lock:
