@@ -50,6 +50,7 @@ DB_FILENAME = "predictions.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 10  # well under gunicorn's worker timeout: a stuck lock becomes a 503
 PG_CONNECT_TIMEOUT_S = 3  # an unreachable server fails the request quickly instead of hanging it
+PG_STATEMENT_TIMEOUT_MS = 10_000  # per statement, for requests; migrations lift it
 MIGRATION_LOCK_KEY = 7_238_451_002  # arbitrary, fixed pg_advisory_xact_lock key for this schema
 INTERVAL_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
 MAX_PAGE = 1000
@@ -143,9 +144,18 @@ def create_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if parsed.get_backend_name() != "postgresql":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    # A stalled server turns into an error (503) long before gunicorn's worker timeout; the
+    # URL's own libpq options (e.g. a search_path) are kept, since connect_args replace them.
+    own = parsed.query.get("options")
+    options = [own] if isinstance(own, str) else list(own or ())
+    options.append(f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS}")
     # pre-ping: a connection dropped by a database restart is replaced, not used and failed.
     return sa.create_engine(
-        parsed, pool_pre_ping=True, connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        parsed,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": " ".join(options)},
     )
 
 
@@ -158,6 +168,7 @@ def _migration_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             # Released at commit; a second worker waits here, then finds the schema at head.
+            conn.execute(sa.text("SET LOCAL statement_timeout = 0"))  # a migration may be slow
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             yield conn
         return

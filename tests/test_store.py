@@ -139,6 +139,14 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == store.SQLITE_BUSY_TIMEOUT_S * 1000
 
 
+def test_postgresql_statements_time_out_and_url_options_are_kept(pg_schema_url):
+    engine = store.create_engine(pg_schema_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "10s"
+        assert conn.exec_driver_sql("SHOW search_path").scalar().startswith("t_")  # from the URL
+    engine.dispose()
+
+
 # --------------------------------------------------------------------------- schema
 
 
