@@ -31,8 +31,8 @@ ENV_KEYS: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
 }
 
-#: Optional modules (issue 5) that plug in with ``init_app(app)`` when they exist.
-EXTENSIONS: tuple[str, ...] = ("service.logs", "service.metrics", "service.store")
+#: Optional modules (issue 5, dashboard) that plug in with ``init_app(app)`` when they exist.
+EXTENSIONS: tuple[str, ...] = ("service.logs", "service.metrics", "service.store", "service.dashboard")
 
 
 def _env_config() -> dict[str, Any]:

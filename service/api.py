@@ -62,7 +62,9 @@ def create_openapi(app: Flask) -> SpecTree:
         version="1",
         validation_error_status=422,
         validation_error_model=ErrorResponse,
-        security_schemes=[SecurityScheme(name="admin", data=SecuritySchemeData(type="http", scheme="bearer"))],
+        security_schemes=[
+            SecurityScheme(name="admin", data=SecuritySchemeData(type="http", scheme="bearer"))
+        ],
     )
     app.extensions[OPENAPI_KEY] = tree
     return tree
@@ -86,7 +88,9 @@ def read_json_body() -> Any:
     """The request body as JSON: 415 unless JSON, 413 over MAX_CONTENT_LENGTH, 400 if malformed."""
     mimetype = request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
-        raise ApiError(415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"
+        )
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     if not raw.strip():
         raise ApiError(400, "malformed_json", "the request body is empty; send a JSON object")
@@ -264,7 +268,10 @@ def reload_models():
     scheme, _, supplied = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), token.encode()):
         raise ApiError(
-            401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     reg = registry()
     try:
@@ -282,19 +289,53 @@ def reload_models():
 def create_blueprint(tree: SpecTree) -> Blueprint:
     bp = Blueprint("api", __name__)
     unavailable = {503: ErrorResponse}
-    add_endpoint(bp, tree, "/predict", predict, methods=("POST",), body=PredictRequest,
-                 responses={200: PredictResponse, **unavailable}, tags=("predictions",))
-    add_endpoint(bp, tree, "/forecast", forecast, methods=("POST",), body=ForecastRequest,
-                 responses={200: ForecastResponse, **unavailable}, tags=("predictions",))
-    add_endpoint(bp, tree, "/anomalies", anomalies, methods=("POST",), body=AnomaliesRequest,
-                 responses={200: AnomaliesResponse, **unavailable}, tags=("predictions",))
+    add_endpoint(
+        bp,
+        tree,
+        "/predict",
+        predict,
+        methods=("POST",),
+        body=PredictRequest,
+        responses={200: PredictResponse, **unavailable},
+        tags=("predictions",),
+    )
+    add_endpoint(
+        bp,
+        tree,
+        "/forecast",
+        forecast,
+        methods=("POST",),
+        body=ForecastRequest,
+        responses={200: ForecastResponse, **unavailable},
+        tags=("predictions",),
+    )
+    add_endpoint(
+        bp,
+        tree,
+        "/anomalies",
+        anomalies,
+        methods=("POST",),
+        body=AnomaliesRequest,
+        responses={200: AnomaliesResponse, **unavailable},
+        tags=("predictions",),
+    )
     add_endpoint(bp, tree, "/model", model_info, responses={200: ModelInfo, **unavailable}, tags=("model",))
     add_endpoint(bp, tree, "/health", health, responses={200: HealthResponse}, tags=("operations",))
-    add_endpoint(bp, tree, "/ready", ready, responses={200: ReadyResponse, 503: ReadyResponse},
-                 tags=("operations",))
-    add_endpoint(bp, tree, "/admin/reload", reload_models, methods=("POST",),
-                 responses={200: ReloadResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse},
-                 tags=("operations",), security={"admin": []})
-    bp.add_url_rule("/openapi.json", endpoint="openapi", view_func=lambda: current_app.extensions[OPENAPI_KEY].spec)
+    add_endpoint(
+        bp, tree, "/ready", ready, responses={200: ReadyResponse, 503: ReadyResponse}, tags=("operations",)
+    )
+    add_endpoint(
+        bp,
+        tree,
+        "/admin/reload",
+        reload_models,
+        methods=("POST",),
+        responses={200: ReloadResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse},
+        tags=("operations",),
+        security={"admin": []},
+    )
+    bp.add_url_rule(
+        "/openapi.json", endpoint="openapi", view_func=lambda: current_app.extensions[OPENAPI_KEY].spec
+    )
     bp.before_app_request(lambda: registry().refresh())
     return bp

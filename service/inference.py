@@ -39,7 +39,9 @@ def prepare(bundle) -> Any:
     """Check a freshly loaded bundle can serve, and precompute what requests need."""
     from service.registry import LoadedModel
 
-    missing = [d for d in DOMAINS if d not in bundle.preferred or (d, bundle.preferred[d]) not in bundle.models]
+    missing = [
+        d for d in DOMAINS if d not in bundle.preferred or (d, bundle.preferred[d]) not in bundle.models
+    ]
     if missing:
         raise ValueError(f"no preferred model for domain(s) {', '.join(missing)}")
     history = bundle.history[list(REGRESSORS)].astype(float)
@@ -98,7 +100,10 @@ def describe(bundle, loaded_at: str) -> dict[str, Any]:
 
 def _order(key: tuple[str, str]) -> tuple[int, int]:
     domain, kind = key
-    return (DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS), KINDS.index(kind) if kind in KINDS else 0)
+    return (
+        DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS),
+        KINDS.index(kind) if kind in KINDS else 0,
+    )
 
 
 # ---------------------------------------------------------------- regressors
@@ -128,7 +133,9 @@ def _regressors(
     frame = pd.DataFrame(columns, index=pd.DatetimeIndex(months, name="month"))
     notes = []
     if from_history:
-        notes.append("omitted regressors for months inside the training window were taken from the training data")
+        notes.append(
+            "omitted regressors for months inside the training window were taken from the training data"
+        )
     if assumed_any:
         values = ", ".join(f"{name}={model.assumed[name]:g}" for name in REGRESSORS)
         notes.append(
@@ -277,7 +284,9 @@ def forecast(
     else:
         given = {name: [getattr(r, name) for r in regressors] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
-    pred = forecaster.predict(horizon=horizon, X_future=x if forecaster.regressors_ else None, level=tuple(levels))
+    pred = forecaster.predict(
+        horizon=horizon, X_future=x if forecaster.regressors_ else None, level=tuple(levels)
+    )
     values = pred[interval_columns(levels)].to_numpy(dtype=float)
     if not np.isfinite(values).all():
         raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")

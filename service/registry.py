@@ -184,4 +184,3 @@ class Registry:
             return self.marker.read_text().strip()
         except OSError:
             return None
-

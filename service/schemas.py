@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
@@ -45,6 +46,13 @@ def _normalise_month(value: str) -> str:
         return format_month(parse_month(value))
     except (ValueError, TypeError, OverflowError) as exc:
         raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM") from exc
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's "integer" includes 12.0; accept that, still refuse 12.5, "12" and true."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _unique(values: list[Any]) -> list[Any]:
@@ -90,7 +98,20 @@ class Instance(BaseModel):
 class PredictRequest(BaseModel):
     """Either one instance inline (month, phone_lines, channels) or ``instances``."""
 
-    model_config = _REQUEST
+    model_config = ConfigDict(
+        strict=True,
+        extra="forbid",
+        # The one-of rule below (_one_form), stated in the schema too.
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["month"], "not": {"required": ["instances"]}},
+                {
+                    "required": ["instances"],
+                    "not": {"anyOf": [{"required": [name]} for name in ("month", "phone_lines", "channels")]},
+                },
+            ]
+        },
+    )
 
     month: Month | None = None
     phone_lines: Regressor | None = Field(None, description=REGRESSOR_DOC)
@@ -137,13 +158,11 @@ class ForecastRequest(BaseModel):
     model_config = _REQUEST
 
     domain: Domain
-    horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON)] = 12
-    regressors: Annotated[list[RegressorValues], Field(min_length=1, max_length=MAX_HORIZON)] | None = (
-        Field(
-            None,
-            description="one entry per forecast month; when omitted every month uses the median of "
-            "the last 12 training months (stated in the response's 'assumption')",
-        )
+    horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON), BeforeValidator(_integral)] = 12
+    regressors: Annotated[list[RegressorValues], Field(min_length=1, max_length=MAX_HORIZON)] | None = Field(
+        None,
+        description="one entry per forecast month; when omitted every month uses the median of "
+        "the last 12 training months (stated in the response's 'assumption')",
     )
     level: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     kind: Kind | None = None

@@ -1,0 +1,161 @@
+"""Real gunicorn with the committed gunicorn.conf.py on a free loopback port, against a freshly
+trained Output: /ready, /predict (single and batch) and /forecast over HTTP, and the served
+numbers equal GPForecaster.predict_at in-process for the same inputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import requests
+
+from MLPipeline.artifacts import load_bundle
+from MLPipeline.config import DOMAINS, PROJECT_ROOT
+from MLPipeline.months import format_month
+
+BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
+START_TIMEOUT = 120  # seconds for two workers to import, load models and answer /ready
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base: str, process: subprocess.Popen) -> requests.Response:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}")
+        try:
+            response = requests.get(f"{base}/ready", timeout=5)
+            if response.status_code == 200:
+                return response
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or the workers are still loading the models
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn did not become ready within {START_TIMEOUT} s")
+
+
+@pytest.fixture(scope="module")
+def server(trained_output, tmp_path_factory):
+    """gunicorn -c gunicorn.conf.py app:app, 2 workers, bound to 127.0.0.1 only; stopped after."""
+    port = free_port()
+    logs = tmp_path_factory.mktemp("gunicorn")
+    env = {
+        **os.environ,
+        "OUTPUT_DIR": str(trained_output),
+        "PREDICTION_DB_DIR": str(logs / "db"),
+        "WEB_CONCURRENCY": "2",
+        "PORT": str(port),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "gunicorn.conf.py",
+        "-b",
+        f"127.0.0.1:{port}",
+        "app:app",
+    ]
+    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, process)
+            yield base
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, (logs / "stderr").read_text()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_output):
+    return load_bundle(trained_output)
+
+
+def in_process(bundle, domain, kind, months, phone_lines, channels):
+    index = pd.DatetimeIndex(pd.to_datetime(months, format="%Y-%m"), name="month")
+    x = pd.DataFrame({"phone_lines": phone_lines, "channels": channels}, index=index, dtype=float)
+    return bundle.models[(domain, kind)].predict_at(index, X=x, level=(80, 95))
+
+
+def assert_rows_equal(rows, frame):
+    assert len(rows) == len(frame)
+    for row, (_, want) in zip(rows, frame.iterrows(), strict=True):
+        assert [row[c] for c in BOUNDS] == pytest.approx([want[c] for c in BOUNDS], rel=1e-9)
+
+
+def test_ready_over_http(server, bundle):
+    response = requests.get(f"{server}/ready", timeout=10)
+    assert response.status_code == 200
+    assert response.json()["model_version"] == bundle.version
+
+
+def test_predict_single_over_http_equals_predict_at(server, bundle):
+    month = format_month(bundle.train_end + pd.DateOffset(months=2))
+    response = requests.post(
+        f"{server}/predict", json={"month": month, "phone_lines": 5, "channels": 3}, timeout=30
+    )
+    assert response.status_code == 200
+    rows = response.json()["predictions"]
+    assert [r["domain"] for r in rows] == list(DOMAINS)
+    for row in rows:
+        assert_rows_equal([row], in_process(bundle, row["domain"], row["kind"], [month], [5], [3]))
+
+
+def test_predict_batch_over_http_equals_predict_at(server, bundle):
+    months = [format_month(bundle.train_end + pd.DateOffset(months=k)) for k in range(-3, 9)]
+    lines = [2.0 + (k % 4) for k in range(len(months))]
+    channels = [1.0 + (k % 3) for k in range(len(months))]
+    instances = [
+        {"month": m, "phone_lines": p, "channels": c} for m, p, c in zip(months, lines, channels, strict=True)
+    ]
+    for kind in ("level", "difference"):
+        body = {"instances": instances, "domains": ["Telecom", "Insurance"], "kind": kind}
+        response = requests.post(f"{server}/predict", json=body, timeout=30)
+        assert response.status_code == 200
+        rows = response.json()["predictions"]
+        for domain in ("Telecom", "Insurance"):
+            mine = [r for r in rows if r["domain"] == domain]
+            assert [r["month"] for r in mine] == months
+            assert_rows_equal(mine, in_process(bundle, domain, kind, months, lines, channels))
+
+
+def test_forecast_over_http_equals_predict(server, bundle):
+    response = requests.post(f"{server}/forecast", json={"domain": "Banking", "horizon": 6}, timeout=30)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["assumption"] and len(body["forecast"]) == 6
+    model = bundle.models[("Banking", body["kind"])]
+    months = [row["month"] for row in body["forecast"]]
+    index = pd.DatetimeIndex(pd.to_datetime(months, format="%Y-%m"), name="month")
+    x = pd.DataFrame(
+        {n: [row[n] for row in body["forecast"]] for n in ("phone_lines", "channels")}, index=index
+    )
+    assert_rows_equal(
+        body["forecast"], model.predict(6, X_future=x if model.regressors_ else None, level=(80, 95))
+    )
+
+
+def test_errors_over_http_are_json(server):
+    response = requests.post(
+        f"{server}/predict", data="{oops", headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
+    response = requests.get(f"{server}/nope", timeout=10)
+    assert response.status_code == 404 and response.headers["Content-Type"] == "application/json"

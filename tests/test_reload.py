@@ -1,0 +1,183 @@
+"""POST /admin/reload: Bearer ADMIN_TOKEN (403 when unset), a valid new bundle is swapped in, a
+corrupt or mismatched one is refused with a clear error and the old models keep serving; other
+workers follow an accepted reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from MLPipeline.config import MANIFEST_NAME
+from service import create_app
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def output(trained_output, tmp_path):
+    """A private copy of the trained Output, free to be changed by the test."""
+    return shutil.copytree(trained_output, tmp_path / "Output", symlinks=True)
+
+
+def make_app(output, tmp_path, **config):
+    settings = {"OUTPUT_DIR": str(output), "PREDICTION_DB_DIR": str(tmp_path / "db"), "ADMIN_TOKEN": TOKEN}
+    return create_app({**settings, **config})
+
+
+def manifest(output) -> dict:
+    return json.loads((output / MANIFEST_NAME).read_text())
+
+
+def write_manifest(output, body: dict) -> None:
+    tmp = output / f".{MANIFEST_NAME}.test"
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, output / MANIFEST_NAME)
+
+
+def publish_copy(output, version: str) -> str:
+    """Publish the current run again as a new run ``version`` (same verified files)."""
+    current = manifest(output)
+    old_run, new_run = current["run_dir"], f"runs/{version}"
+    shutil.copytree(output / old_run, output / new_run)
+    text = json.dumps(current).replace(f'"{old_run}/', f'"{new_run}/').replace(f'"{old_run}"', f'"{new_run}"')
+    body = json.loads(text)
+    body["model_version"] = version
+    write_manifest(output, body)
+    return new_run
+
+
+def served_version(client) -> str:
+    response = client.post("/predict", json={"month": "2020-06", "domains": ["Banking"]})
+    assert response.status_code == 200, response.get_json()
+    versions = {row["model_version"] for row in response.get_json()["predictions"]}
+    assert len(versions) == 1
+    return response.get_json()["model_version"]
+
+
+def test_reload_is_disabled_with_403_when_admin_token_is_unset(output, tmp_path):
+    client = make_app(output, tmp_path, ADMIN_TOKEN=None).test_client()
+    response = client.post("/admin/reload", headers=AUTH)
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "admin_disabled"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": "Bearer"},
+    ],
+)
+def test_a_missing_or_wrong_token_is_401(output, tmp_path, headers):
+    response = make_app(output, tmp_path).test_client().post("/admin/reload", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_new_valid_model_is_swapped_in(output, tmp_path):
+    client = make_app(output, tmp_path).test_client()
+    old = served_version(client)
+    publish_copy(output, "20991231T000000Z-newmodel")
+    assert served_version(client) == old  # nothing changes until the reload
+
+    response = client.post("/admin/reload", headers=AUTH)
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "reloaded",
+        "previous_version": old,
+        "model_version": "20991231T000000Z-newmodel",
+    }
+    assert served_version(client) == "20991231T000000Z-newmodel"
+    assert client.get("/model").get_json()["model_version"] == "20991231T000000Z-newmodel"
+    assert client.get("/ready").get_json()["model_version"] == "20991231T000000Z-newmodel"
+
+
+def test_reloading_the_same_manifest_reports_unchanged(output, tmp_path):
+    client = make_app(output, tmp_path).test_client()
+    body = client.post("/admin/reload", headers=AUTH).get_json()
+    assert body["status"] == "unchanged" and body["previous_version"] == body["model_version"]
+
+
+def corrupt_manifest(output):
+    (output / MANIFEST_NAME).write_text('{"schema_version": 1, "model_ver')
+
+
+def tampered_model(output):
+    run = publish_copy(output, "20991231T000000Z-tampered")
+    pickle_path = next((output / run / "models").glob("*.pkl"))
+    payload = bytearray(pickle_path.read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    pickle_path.write_bytes(bytes(payload))
+
+
+def missing_model(output):
+    run = publish_copy(output, "20991231T000000Z-missing")
+    next((output / run / "models").glob("*.pkl")).unlink()
+
+
+def other_library_versions(output):
+    body = manifest(output)
+    body["libraries"]["numpy"] = "0.0.1"
+    write_manifest(output, body)
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (corrupt_manifest, "manifest"),
+        (tampered_model, "sha256"),
+        (missing_model, "missing"),
+        (other_library_versions, "library versions"),
+    ],
+)
+def test_a_bad_model_is_refused_and_the_old_one_keeps_serving(output, tmp_path, damage, says):
+    client = make_app(output, tmp_path).test_client()
+    old = served_version(client)
+    damage(output)
+
+    response = client.post("/admin/reload", headers=AUTH)
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "reload_refused"
+    assert says in error["message"] and f"still serving {old}" in error["message"]
+    assert served_version(client) == old
+    assert client.get("/ready").status_code == 200
+
+
+def test_other_workers_follow_an_accepted_reload(output, tmp_path):
+    """Two apps on one Output stand for two gunicorn workers: a reload in one reaches the other."""
+    first = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    second = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    old = served_version(second)
+    publish_copy(output, "20991231T000000Z-shared")
+    assert first.post("/admin/reload", headers=AUTH).status_code == 200
+    assert served_version(second) == "20991231T000000Z-shared" != old
+
+
+def test_a_worker_does_not_follow_a_refused_reload(output, tmp_path):
+    first = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    second = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    old = served_version(second)
+    corrupt_manifest(output)
+    assert first.post("/admin/reload", headers=AUTH).status_code == 409
+    assert served_version(second) == old
+
+
+def test_a_worker_started_without_models_becomes_ready_once_they_appear(trained_output, tmp_path):
+    output = tmp_path / "Output"
+    client = make_app(output, tmp_path, LOAD_RETRY_SECONDS=0).test_client()
+    assert client.get("/ready").status_code == 503
+    shutil.copytree(trained_output, output, symlinks=True)
+    response = client.get("/ready")
+    assert (
+        response.status_code == 200
+        and response.get_json()["model_version"] == manifest(output)["model_version"]
+    )
