@@ -62,6 +62,7 @@ def create_openapi(app: Flask) -> SpecTree:
         version="1",
         validation_error_status=422,
         validation_error_model=ErrorResponse,
+        naming_strategy=lambda model: model.__name__,  # "PredictRequest", not "PredictRequest.40832f5"
         security_schemes=[
             SecurityScheme(name="admin", data=SecuritySchemeData(type="http", scheme="bearer"))
         ],

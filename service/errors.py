@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -137,15 +137,24 @@ def _handle_api_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
 
+def _http_message(status: int, exc: HTTPException, allow: str | None) -> str:
+    if status == 404:
+        return f"no route {request.path}; the API is described at /openapi.json"
+    if status == 405:
+        return f"{request.method} is not allowed on {request.path}; allowed: {allow}"
+    if status == 413:
+        return f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
+    return exc.description or exc.name
+
+
 def _handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     headers = {}
     allow = exc.get_response().headers.get("Allow")
     if allow:  # 405 must say which methods are allowed
         headers["Allow"] = allow
-    return error_response(
-        status, HTTP_CODES.get(status, f"http_{status}"), exc.description or exc.name, None, headers
-    )
+    message = _http_message(status, exc, allow)
+    return error_response(status, HTTP_CODES.get(status, f"http_{status}"), message, None, headers)
 
 
 def _handle_validation_error(exc: ValidationError) -> Response:

@@ -7,6 +7,7 @@ find a problem raise :func:`invalid`, whose ``code`` becomes the error code clie
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -43,9 +44,11 @@ def invalid(code: str, message: str, field: str | None = None) -> PydanticCustom
 
 def _normalise_month(value: str) -> str:
     try:
+        if not re.fullmatch(MONTH_PATTERN, value):
+            raise ValueError("not YYYY-MM")
         return format_month(parse_month(value))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM") from exc
+        raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM (or YYYY-MM-DD)") from exc
 
 
 def _integral(value: Any) -> Any:
@@ -61,7 +64,12 @@ def _unique(values: list[Any]) -> list[Any]:
 
 Month = Annotated[
     str,
-    Field(pattern=MONTH_PATTERN, examples=["2021-03"], description="YYYY-MM (or YYYY-MM-DD)"),
+    # The pattern is checked in _normalise_month (for our message); here it documents the format.
+    Field(
+        json_schema_extra={"pattern": MONTH_PATTERN},
+        examples=["2021-03"],
+        description="YYYY-MM (or YYYY-MM-DD)",
+    ),
     AfterValidator(_normalise_month),
 ]
 Regressor = Annotated[float, Field(ge=0, le=MAX_REGRESSOR, allow_inf_nan=False)]
