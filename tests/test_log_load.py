@@ -8,10 +8,12 @@ Loopback only, bounded: a fixed number of requests, a timeout on each.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -89,30 +91,46 @@ class Gunicorn:
         return [line for line in self.stdout_path.read_text().splitlines() if line.strip()]
 
 
-def drive(url: str) -> tuple[dict[str, str], list[tuple[int, str]]]:
-    """REQUESTS /predict calls from CLIENT_THREADS threads; returns (ok: id -> version, failures)."""
-    per_thread = REQUESTS // CLIENT_THREADS
+def fire(url: str, request_ids: list[str]) -> dict[str, tuple[int, dict | str]]:
+    """POST /predict once per id, spread over CLIENT_THREADS threads (a Session each).
 
-    def client(thread: int):
-        ok, failed = {}, []
+    Returns id -> (status, JSON body); status 0 when the connection failed. A 200 whose
+    X-Request-ID differs from the one sent counts as status -1.
+    """
+    shares = [request_ids[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
+
+    def client(ids: list[str]) -> dict[str, tuple[int, dict | str]]:
+        answers = {}
         with requests.Session() as session:
-            for i in range(per_thread):
-                rid = f"load-{thread}-{i}"
+            for rid in ids:
                 try:
                     r = session.post(f"{url}/predict", json=BODY, headers={"X-Request-ID": rid}, timeout=30)
                 except requests.RequestException as exc:
-                    failed.append((0, f"{rid}: {exc}"))
+                    answers[rid] = (0, str(exc))
                     continue
-                if r.status_code == 200 and r.headers.get("X-Request-ID") == rid:
-                    ok[rid] = r.json()["model_version"]
-                else:
-                    failed.append((r.status_code, f"{rid}: {r.text[:200]}"))
-        return ok, failed
+                echoed = r.headers.get("X-Request-ID") == rid
+                answers[rid] = (r.status_code if echoed else -1, r.json())
+        return answers
 
     with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-        results = list(pool.map(client, range(CLIENT_THREADS)))
-    ok = {rid: version for done, _ in results for rid, version in done.items()}
-    return ok, [f for _, failed in results for f in failed]
+        return {rid: answer for part in pool.map(client, shares) for rid, answer in part.items()}
+
+
+def logged_rows(url: str) -> list[tuple[str, str]]:
+    """(request_id, domain) of every row in the prediction log."""
+    engine = store.create_engine(store.normalise_url(url))
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(store.prediction_log.c.request_id, store.prediction_log.c.domain)).all()
+    engine.dispose()
+    return [tuple(row) for row in rows]
+
+
+def assert_one_row_per_prediction(rows: list[tuple[str, str]], served: set[str]) -> None:
+    """Exactly the served requests, each with one row per domain: none lost, none extra."""
+    per_request = collections.Counter(rid for rid, _ in rows)
+    assert len(rows) == len(served) * len(DOMAINS)
+    assert set(per_request) == served
+    assert set(rows) == {(rid, d) for rid in served for d in DOMAINS}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -129,26 +147,20 @@ def test_every_prediction_is_logged_once_and_counted_across_workers(trained_outp
     prom_dir = tmp_path / "prometheus"
     env = {"OUTPUT_DIR": str(trained_output), "PROMETHEUS_MULTIPROC_DIR": str(prom_dir), **database["env"]}
     with Gunicorn(tmp_path, env) as server:
-        ok, failures = drive(server.url)
+        answers = fire(server.url, [f"load-{i}" for i in range(REQUESTS)])
         scraped = samples(requests.get(f"{server.url}/metrics", timeout=10).text)
         plain = requests.get(f"{server.url}/health", timeout=10)  # no X-Request-ID: one is generated
         workers_seen = len(list(prom_dir.glob("counter_*.db")))
     # SIGTERM has been handled: every in-flight request finished and wrote its rows.
 
-    assert failures == []
+    ok = {rid: body["model_version"] for rid, (status, body) in answers.items() if status == 200}
+    assert [(rid, a) for rid, a in answers.items() if a[0] != 200] == []
     assert len(ok) == REQUESTS
 
-    engine = store.create_engine(store.normalise_url(database["url"]))
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(store.prediction_log.c.request_id, store.prediction_log.c.domain)).all()
-    engine.dispose()
-    per_request = collections.Counter(rid for rid, _ in rows)
+    rows = logged_rows(database["url"])
     print(f"\n{database['url'].split(':')[0]}: {len(ok)} successful requests x {len(DOMAINS)} domains "
           f"= {len(ok) * len(DOMAINS)} expected rows; {len(rows)} rows in the log")  # fmt: skip
-    assert len(rows) == len(ok) * len(DOMAINS)  # none lost, none extra
-    assert set(per_request) == set(ok)  # every successful request, and only those
-    assert set(per_request.values()) == {len(DOMAINS)}  # no duplicates
-    assert {(rid, d) for rid, d in rows} == {(rid, d) for rid in ok for d in DOMAINS}
+    assert_one_row_per_prediction(rows, set(ok))
 
     # /metrics, answered by one worker, sums all of them.
     assert workers_seen >= 2, "the load should have been spread over several workers"
@@ -177,7 +189,59 @@ def test_every_prediction_is_logged_once_and_counted_across_workers(trained_outp
             access[entry["request_id"]] = entry
     generated = plain.headers["X-Request-ID"]
     assert access[generated]["path"] == "/health" and access[generated]["status"] == 200
-    sample = access["load-3-17"]
+    sample = access["load-317"]
     assert (sample["method"], sample["path"], sample["status"]) == ("POST", "/predict", 200)
     assert sample["duration_ms"] > 0 and sample["level"] == "INFO" and sample["timestamp"]
     assert len([rid for rid in access if rid.startswith("load-")]) == REQUESTS
+
+
+@contextlib.contextmanager
+def writes_blocked(url: str):
+    """Hold the log's write lock from outside the service: its inserts wait, then time out."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(sa.engine.make_url(url).database, isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")  # WAL: other writers wait (busy timeout), readers don't
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    engine = store.create_engine(store.normalise_url(url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
+        conn.execute(sa.text("LOCK TABLE prediction_log IN EXCLUSIVE MODE"))  # blocks INSERT, not SELECT
+        yield
+    engine.dispose()
+
+
+def test_a_database_outage_mid_load_gives_503_and_loses_no_row(trained_output, tmp_path, database):
+    """Before, during and after the log is unwritable: 200s are logged, the rest are 503, no 500."""
+    env = {
+        "OUTPUT_DIR": str(trained_output),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        **database["env"],
+    }
+    with Gunicorn(tmp_path, env) as server:
+        answers = fire(server.url, [f"before-{i}" for i in range(40)])
+        with writes_blocked(database["url"]):
+            answers |= fire(server.url, [f"during-{i}" for i in range(CLIENT_THREADS)])
+            alive = requests.get(f"{server.url}/health", timeout=10).status_code
+        answers |= fire(server.url, [f"after-{i}" for i in range(40)])
+        scraped = samples(requests.get(f"{server.url}/metrics", timeout=10).text)
+
+    assert alive == 200
+    statuses = collections.Counter(status for status, _ in answers.values())
+    assert set(statuses) <= {200, 503}, statuses  # never a 500, never a dropped connection
+    for rid, (status, body) in answers.items():
+        expected = 503 if rid.startswith("during-") else 200
+        assert status == expected, (rid, body)
+        if status == 503:
+            assert body["error"]["code"] == "prediction_log_unavailable"
+    served = {rid for rid, (status, _) in answers.items() if status == 200}
+    assert_one_row_per_prediction(logged_rows(database["url"]), served)
+    assert value(scraped, "callcenter_prediction_log_write_failures_total") == statuses[503]
+    assert sum(
+        value(scraped, "callcenter_predictions_total", domain="Banking", kind=k)
+        for k in ("level", "difference")
+    ) == len(served)
