@@ -158,7 +158,10 @@ class Registry:
         try:
             self._reload_locked()
         except ReloadRefused as exc:
-            log.warning("reload refused, still serving %s: %s", current and current.version, exc)
+            if current is None:
+                log.warning("models still not loaded: %s", exc)
+            else:
+                log.warning("reload refused, still serving %s: %s", current.version, exc)
         finally:
             self._lock.release()
 
