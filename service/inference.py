@@ -23,6 +23,11 @@ from MLPipeline.months import format_month
 from service.errors import ApiError
 from service.schemas import MAX_HORIZON
 
+#: How often one request may repeat a month with different regressors (what-if scenarios). The
+#: forecaster looks regressors up by month, so each repeat costs another predict_at call per
+#: domain (~10 ms); this bound keeps the worst batch well inside gunicorn's 30 s timeout.
+MAX_REPEATS = 100
+
 
 def _unprocessable(code: str, message: str, field: str | None = None) -> ApiError:
     return ApiError(422, code, message, field)
@@ -173,7 +178,9 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
     return out
 
 
-def _predict_at(forecaster, regressors: pd.DataFrame, levels: Sequence[float]) -> np.ndarray:
+def _predict_at(
+    forecaster, regressors: pd.DataFrame, levels: Sequence[float], field: str | None = None
+) -> np.ndarray:
     """``predict_at`` for possibly repeated months, rows in input order, as one float array.
 
     Identical (month, regressors) rows are predicted once. The forecaster looks regressors up
@@ -188,7 +195,7 @@ def _predict_at(forecaster, regressors: pd.DataFrame, levels: Sequence[float]) -
     if len(unique_at) < len(keys):  # repeated rows: predict the distinct ones, then map back
         first = {key: i for i, key in reversed(list(enumerate(keys)))}
         distinct = np.array([first[key] for key in unique_at])
-        values = _predict_at(forecaster, regressors.iloc[distinct], levels)
+        values = _predict_at(forecaster, regressors.iloc[distinct], levels, field)
         position = {key: j for j, key in enumerate(unique_at)}
         return values[[position[key] for key in keys]]
     months = regressors.index
@@ -196,6 +203,13 @@ def _predict_at(forecaster, regressors: pd.DataFrame, levels: Sequence[float]) -
         calls = [np.arange(len(months))]
     else:
         occurrence = _occurrences(list(months))
+        if occurrence.max() >= MAX_REPEATS:
+            raise _unprocessable(
+                "too_many_repeats",
+                f"a request may give one month at most {MAX_REPEATS} times with different regressors; "
+                "split larger what-if sets over several requests",
+                field,
+            )
         calls = [np.flatnonzero(occurrence == k) for k in range(int(occurrence.max()) + 1)]
     out = np.empty((len(months), len(columns)))
     for rows in calls:
@@ -257,7 +271,7 @@ def predict(
         chosen = model.kind_for(domain, kind)
         _kind_available(model, domain, chosen, "kind")
         _check_range(model, months, prefix, _first_month(model, chosen))
-        values = _predict_at(model.forecaster(domain, chosen), regressors, levels)
+        values = _predict_at(model.forecaster(domain, chosen), regressors, levels, prefix)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
         per_domain.append(_rows(values, month_strings, regressors, common, levels))
     rows = [row for group in zip(*per_domain, strict=True) for row in group]
@@ -314,7 +328,7 @@ def anomalies(
     _check_range(model, months, "observations", _first_month(model, chosen))
     given = {name: [getattr(obs, name) for obs in observations] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
-    values = _predict_at(model.forecaster(domain, chosen), x, [level])
+    values = _predict_at(model.forecaster(domain, chosen), x, [level], "observations")
     mean, std, lower, upper = values.T
     observed = np.array([obs.value for obs in observations], dtype=float)
     z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)

@@ -15,6 +15,7 @@ from MLPipeline.config import DOMAINS, KINDS, REGRESSORS, SEASON_LENGTH
 from MLPipeline.months import format_month
 from service import create_app
 from service.api import PREDICTION_LOG_KEY
+from service.inference import MAX_REPEATS
 from service.schemas import MAX_HORIZON, MAX_INSTANCES
 
 BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
@@ -149,6 +150,20 @@ def test_a_month_repeated_with_different_regressors_is_predicted_per_instance(cl
         assert row["mean"] == pytest.approx(want["mean"], rel=1e-9)
     if bundle.models[("Insurance", "level")].regressors_:
         assert rows[0]["mean"] != rows[1]["mean"]
+
+
+def test_identical_instances_are_predicted_once_and_returned_for_each(client, bundle):
+    instance = {"month": next_month(bundle), "phone_lines": 3, "channels": 2}
+    response = post(client, "/predict", {"instances": [instance] * MAX_INSTANCES, "domains": ["Banking"]})
+    assert response.status_code == 200
+    rows = response.get_json()["predictions"]
+    assert len(rows) == MAX_INSTANCES and len({json.dumps(r, sort_keys=True) for r in rows}) == 1
+
+
+def test_a_month_repeated_too_often_with_different_regressors_is_422(client, bundle):
+    month = next_month(bundle)
+    instances = [{"month": month, "phone_lines": float(p), "channels": 1} for p in range(MAX_REPEATS + 1)]
+    assert_error(post(client, "/predict", {"instances": instances}), 422, "too_many_repeats", "instances")
 
 
 def test_omitted_regressors_come_from_history_or_the_stated_assumption(client, bundle):
