@@ -25,8 +25,8 @@ from service.schemas import MAX_HORIZON
 
 #: How often one request may repeat a month with different regressors (what-if scenarios). The
 #: forecaster looks regressors up by month, so each repeat costs another predict_at call per
-#: domain (~10 ms); this bound keeps the worst batch well inside gunicorn's 30 s timeout.
-MAX_REPEATS = 100
+#: domain (10-50 ms today); this bound keeps the worst 1,000-instance batch to seconds.
+MAX_REPEATS = 50
 
 
 def _unprocessable(code: str, message: str, field: str | None = None) -> ApiError:
