@@ -35,6 +35,10 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 # Heartbeat files on tmpfs when there is one (Docker's /tmp may be an overlay on a slow disk).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# No gunicornc control socket ($HOME/.gunicorn/gunicorn.ctl by default since gunicorn 25): the
+# container is managed with signals (TERM, HUP), and several servers on one machine (tests, a
+# second service) would fight over the one default path.
+control_socket_disable = True
 # Headers and request line limits stay at gunicorn's defaults; the body limit is the app's
 # MAX_CONTENT_LENGTH (413).
 
