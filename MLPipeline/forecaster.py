@@ -8,8 +8,21 @@ Two kinds share one API:
   forecasts are integrated back to levels with the full predictive covariance, so the
   interval widens with the horizon as the uncertainties of the steps accumulate.
 
+* ``kind="ensemble"`` — the equal-weight average of three members: the level GP
+  (calibrated), the level GP on a Box–Cox scale and the difference GP. Means and interval
+  bounds are averaged (quantile averaging), which on the call-centre and M1 benchmarks gave
+  better points and better-calibrated intervals than any single member (bench/accuracy.py).
+
 Hyperparameters are fitted by MAP (likelihood x log-normal priors, one L-BFGS start at the
-prior medians), see :mod:`MLPipeline.gp`.
+prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training data only:
+
+* ``transform="boxcox"`` fits on a Box–Cox scale with Guerrero's lambda (restricted to
+  [0, 1]); the mean is back-transformed with the bias adjustment, bounds are back-transformed
+  quantiles, so a positive series never gets a negative forecast or bound.
+* ``calibrate=True`` widens the intervals by conformal factors: the model is refitted at the
+  last three yearly origins inside the training window and the absolute standardised errors
+  of those 12-month forecasts give, per level, ``factor = quantile(|z|, level) / z_level``
+  (never below 1). The plain level GP's own intervals are too narrow on real data.
 """
 
 from __future__ import annotations
@@ -25,6 +38,18 @@ from MLPipeline.config import KINDS, MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
 from MLPipeline.gp import MAPGaussianProcessRegressor
 from MLPipeline.kernels import difference_kernel, level_kernel
 from MLPipeline.months import format_month, month_ordinal, parse_month
+from MLPipeline.transforms import BoxCox, guerrero_lambda
+
+#: Kinds GPForecaster accepts: the pipeline's KINDS plus the averaged ensemble.
+FORECASTER_KINDS: tuple[str, ...] = tuple(dict.fromkeys((*KINDS, "ensemble")))
+TRANSFORMS: tuple[str | None, ...] = (None, "boxcox")
+#: Ensemble members: (kind, transform, calibrate).
+ENSEMBLE_MEMBERS: tuple[tuple[str, str | None, bool], ...] = (
+    ("level", None, True),
+    ("level", "boxcox", False),
+    ("difference", None, False),
+)
+CALIBRATION_FOLDS = 3  # yearly origins inside the training window for conformal widening
 
 
 def level_label(level: float) -> str:
@@ -99,8 +124,15 @@ class GPForecaster:
 
     Parameters
     ----------
-    kind : {"level", "difference"}
-        Model the level directly, or the month-over-month differences.
+    kind : {"level", "difference", "ensemble"}
+        Model the level directly, the month-over-month differences, or average both (and a
+        Box–Cox level model) — see the module docstring.
+    transform : {None, "boxcox"}
+        Fit on a Box–Cox scale (Guerrero lambda); ignored with a warning-free fallback to no
+        transform when the series has a value <= 0. Not used by ``kind="ensemble"``.
+    calibrate : bool or None
+        Conformal widening of the intervals from a training-only backtest. None = the kind's
+        default (True for "level", False for "difference"; the ensemble sets its members).
     random_state : int
         Seed passed to the optimiser (fits are deterministic for a fixed seed).
     clip_negative : bool
@@ -112,11 +144,17 @@ class GPForecaster:
     regressors_ : tuple of regressor column names used (empty when fitted without X).
     train_start_, train_end_ : first and last training month (month-start Timestamps).
     kernel_ : the fitted scikit-learn kernel; log_marginal_likelihood_ : its log marginal
-    likelihood; log_posterior_ : the same plus the log prior.
+    likelihood; log_posterior_ : the same plus the log prior (for the ensemble: those of its
+    first member, the level GP). lambda_ : Box–Cox lambda or None. calibration_ : dict with the
+    backtest's absolute standardised errors and the factor per level (empty when off).
+    members_ : the fitted member models (ensemble only, else []).
     """
 
-    def __init__(self, kind: str = "level", *, random_state: int = 0, clip_negative: bool = True):
+    def __init__(self, kind: str = "level", *, transform: str | None = None, calibrate: bool | None = None,
+                 random_state: int = 0, clip_negative: bool = True):
         self.kind = kind
+        self.transform = transform
+        self.calibrate = calibrate
         self.random_state = random_state
         self.clip_negative = clip_negative
 
@@ -127,8 +165,10 @@ class GPForecaster:
         ``X`` is a DataFrame of regressors on the same index (one column per regressor).
         Returns self.
         """
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.kind not in FORECASTER_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(FORECASTER_KINDS)}, got {self.kind!r}")
+        if self.transform not in TRANSFORMS:
+            raise ValueError(f"transform must be None or 'boxcox', got {self.transform!r}")
         if not isinstance(y, pd.Series):
             raise ValueError(f"y must be a pandas Series with a monthly DatetimeIndex, got {type(y).__name__}")
         months = _monthly_index(y.index, "y")
@@ -141,20 +181,31 @@ class GPForecaster:
         _finite_values(values, months, "y")
         self.y_ = pd.Series(values, index=months, name=y.name)
         self.train_start_, self.train_end_ = months[0], months[-1]
-        self._t0 = month_ordinal(self.train_start_)
-        self._t_center = (len(months) - 1) / (2.0 * SEASON_LENGTH)
+        # Time in years, zero at the last training month: the linear trend's intercept is
+        # pinned where the forecast starts, so its uncertainty grows with the horizon.
+        self._t0 = month_ordinal(self.train_end_)
 
         self.regressors_: tuple[str, ...] = ()
         x_train = None
         if X is not None:
             x_train = self._check_X(X, months, what="X", fit=True)
         self.nonnegative_ = bool(np.all(values >= 0))
+        self.members_: list[GPForecaster] = []
+        self.calibration_: dict = {}
+        self.lambda_ = None
+        self._box = None
+        if self.kind == "ensemble":
+            return self._fit_ensemble(y, X)
+        if self.transform == "boxcox" and np.all(values > 0):
+            self.lambda_ = guerrero_lambda(values, SEASON_LENGTH)
+            self._box = BoxCox(self.lambda_)
+        scaled = values if self._box is None else self._box.forward(values)
 
         if self.kind == "level":
-            target, target_months = values, months
+            target, target_months = scaled, months
             kernel, priors = level_kernel(len(self.regressors_))
         else:
-            target, target_months = np.diff(values), months[1:]
+            target, target_months = np.diff(scaled), months[1:]
             x_train = None if x_train is None else x_train[1:]
             kernel, priors = difference_kernel(len(self.regressors_))
         self.target_mean_ = float(np.mean(target))
@@ -167,7 +218,52 @@ class GPForecaster:
         self.kernel_ = self.gp_.kernel_
         self.log_marginal_likelihood_ = float(self.gp_.log_marginal_likelihood_value_)
         self.log_posterior_ = float(self.gp_.log_posterior_value_)
+        self._scaled = pd.Series(scaled, index=months)
+        calibrate = (self.kind == "level") if self.calibrate is None else bool(self.calibrate)
+        if calibrate:
+            self.calibration_ = self._conformal(X)
         return self
+
+    def _fit_ensemble(self, y: pd.Series, X) -> GPForecaster:
+        for kind, transform, calibrate in ENSEMBLE_MEMBERS:
+            member = GPForecaster(kind, transform=transform, calibrate=calibrate,
+                                  random_state=self.random_state, clip_negative=self.clip_negative)
+            self.members_.append(member.fit(y, X))
+        first = self.members_[0]
+        self.gp_ = first.gp_
+        self.kernel_ = first.kernel_
+        self.log_marginal_likelihood_ = first.log_marginal_likelihood_
+        self.log_posterior_ = first.log_posterior_
+        return self
+
+    def _conformal(self, X) -> dict:
+        """Absolute standardised errors of refitted 12-month forecasts at yearly training origins."""
+        n, errors = len(self.y_), []
+        for k in range(1, CALIBRATION_FOLDS + 1):
+            origin = n - SEASON_LENGTH * k
+            if origin < MIN_MONTHS:
+                break
+            horizon = min(SEASON_LENGTH, n - origin)
+            sub = GPForecaster(self.kind, transform=self.transform, calibrate=False,
+                               random_state=self.random_state, clip_negative=self.clip_negative)
+            sub.fit(self.y_.iloc[:origin], None if X is None else X.iloc[:origin])
+            future = self.y_.index[origin:origin + horizon]
+            x = None if X is None else sub._check_X(X.iloc[origin:origin + horizon], future, what="X")
+            mean, var = sub._latent(future, x, X)
+            actual = self.y_.iloc[origin:origin + horizon].to_numpy()
+            actual = actual if sub._box is None else sub._box.forward(actual)
+            errors.append(np.abs(actual - mean) / np.sqrt(np.maximum(var, 1e-12)))
+        if not errors:
+            return {}
+        return {"abs_z": np.concatenate(errors), "origins": len(errors)}
+
+    def _factor(self, level: float) -> float:
+        """Conformal widening factor for one level (1 when not calibrated)."""
+        abs_z = self.calibration_.get("abs_z")
+        if abs_z is None or not len(abs_z):
+            return 1.0
+        z = stats.norm.ppf(0.5 + level / 200.0)
+        return max(1.0, float(np.quantile(abs_z, level / 100.0)) / z)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "gp_"):
@@ -205,8 +301,7 @@ class GPForecaster:
         return lookup.loc[months].to_numpy()
 
     def _design(self, months: pd.DatetimeIndex, x: np.ndarray | None) -> np.ndarray:
-        t = (np.array([month_ordinal(m) for m in months], dtype=float) - self._t0) / SEASON_LENGTH
-        t = (t - self._t_center)[:, None]
+        t = ((np.array([month_ordinal(m) for m in months], dtype=float) - self._t0) / SEASON_LENGTH)[:, None]
         if not self.regressors_:
             return t
         return np.hstack([t, (x - self.x_mean_) / self.x_scale_])
@@ -248,23 +343,46 @@ class GPForecaster:
                 raise ValueError(
                     f"this model was fitted with regressors {', '.join(self.regressors_)}: pass X with their values"
                 )
-            x = self._check_X(X, months, what="X")
-        if self.kind == "level":
-            mean, var = self._predict_level(months, x)
-        else:
-            mean, var = self._predict_difference(months, x, X)
+            if not self.members_:
+                x = self._check_X(X, months, what="X")
+        if self.members_:
+            return self._ensemble_frame(months, X, levels)
+        mean, var = self._latent(months, x, X)
         return self._frame(months, mean, np.sqrt(np.maximum(var, 0.0)), levels)
 
+    def _latent(self, months, x, X):
+        """Mean and variance on the model's (possibly Box–Cox) scale."""
+        if self.kind == "level":
+            return self._predict_level(months, x)
+        return self._predict_difference(months, x, X)
+
     def _frame(self, months, mean, std, levels) -> pd.DataFrame:
-        data = {"mean": mean, "std": std}
+        """Mean, std and bounds on the original scale from the model-scale mean and std."""
+        bounds = {}
         for lv in levels:
-            z = stats.norm.ppf(0.5 + lv / 200.0)
-            lower = mean - z * std
+            half = stats.norm.ppf(0.5 + lv / 200.0) * self._factor(lv) * std
+            bounds[lv] = (mean - half, mean + half)
+        # The std column is the 1-sigma width after calibration (the factor at 68.27%).
+        std = std * self._factor(100 * (stats.norm.cdf(1) - stats.norm.cdf(-1)))
+        if self._box is not None:
+            # Bias-adjusted mean and delta-method std on the original scale; bounds are quantiles.
+            mean, std = self._box.mean(mean, std), self._box.std(mean, std)
+            bounds = {lv: (self._box.inverse(lo), self._box.inverse(hi)) for lv, (lo, hi) in bounds.items()}
+        data = {"mean": mean, "std": std}
+        for lv, (lower, upper) in bounds.items():
             if self.clip_negative and self.nonnegative_:
                 lower = np.maximum(lower, 0.0)
             data[f"lower_{level_label(lv)}"] = lower
-            data[f"upper_{level_label(lv)}"] = mean + z * std
+            data[f"upper_{level_label(lv)}"] = upper
         return pd.DataFrame(data, index=pd.DatetimeIndex(months, name="month"))
+
+    def _ensemble_frame(self, months, X, levels) -> pd.DataFrame:
+        frames = [m.predict_at(months, X, level=levels) for m in self.members_]
+        out = sum(f for f in frames) / len(frames)
+        # std of the equal-weight mixture of the members' predictive distributions
+        second = sum(f["std"] ** 2 + f["mean"] ** 2 for f in frames) / len(frames)
+        out["std"] = np.sqrt(np.maximum(second - out["mean"] ** 2, 0.0))
+        return out
 
     def _unscale(self, mean, cov_or_var):
         return mean * self.target_scale_ + self.target_mean_, cov_or_var * self.target_scale_**2
@@ -287,7 +405,7 @@ class GPForecaster:
             pm = months[past]
             step_mean, step_std = self.gp_.predict(self._design(pm, None if x is None else x[past]), return_std=True)
             step_mean, step_var = self._unscale(step_mean, step_std**2)
-            previous = self.y_.loc[pm - pd.offsets.MonthBegin(1)].to_numpy()
+            previous = self._scaled.loc[pm - pd.offsets.MonthBegin(1)].to_numpy()
             mean[past], var[past] = previous + step_mean, step_var
         if (~past).any():
             steps = int(ordinals.max() - last)
@@ -297,7 +415,7 @@ class GPForecaster:
             step_mean, step_cov = self._unscale(step_mean, step_cov)
             # Level k steps ahead = last value + sum of the k steps: mean cumsum, variance = sum of the
             # top-left k x k block of the step covariance (correlated steps, not just the diagonal).
-            path_mean = self.y_.iloc[-1] + np.cumsum(step_mean)
+            path_mean = self._scaled.iloc[-1] + np.cumsum(step_mean)
             path_var = np.diag(np.cumsum(np.cumsum(step_cov, axis=0), axis=1))
             pos = ordinals[~past] - last - 1
             mean[~past], var[~past] = path_mean[pos], path_var[pos]
@@ -322,6 +440,10 @@ class GPForecaster:
             "train_start": format_month(self.train_start_),
             "train_end": format_month(self.train_end_),
             "regressors": list(self.regressors_),
+            "transform": self.transform,
+            "boxcox_lambda": self.lambda_,
+            "calibration_factors": {level_label(lv): self._factor(lv) for lv in (80, 95)},
+            "members": [m.describe() for m in self.members_],
             "kernel": str(self.kernel_),
             "log_marginal_likelihood": self.log_marginal_likelihood_,
             "log_posterior": self.log_posterior_,

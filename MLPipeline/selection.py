@@ -1,0 +1,86 @@
+"""Choose a forecaster kind for one series by a backtest inside its training data.
+
+The Engine calls :func:`choose_kind` per domain with the training split only; the returned
+details (backtest figures per kind, origins, reason) go into the manifest and the report.
+The ensemble is the default and wins ties: on the benchmarks picking a single kind by a
+short backtest was noisier than averaging (bench/accuracy.py), so another kind must beat the
+ensemble's backtest MASE by ``margin`` to be chosen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
+from MLPipeline.evaluation import backtest_origins, mase, smape
+from MLPipeline.forecaster import ENSEMBLE_MEMBERS, FORECASTER_KINDS, GPForecaster
+
+DEFAULT_KIND = "ensemble"
+SELECTION_METRIC = "mase"
+DEFAULT_MARGIN = 0.05  # relative: another kind must be 5% better than the ensemble
+
+
+def _member_forecasts(y_train, x_train, horizon, x_future, random_state):
+    """Point forecasts of the ensemble's members (uncalibrated: calibration moves bounds, not means)."""
+    out = {}
+    for kind, transform, _ in ENSEMBLE_MEMBERS:
+        model = GPForecaster(kind, transform=transform, calibrate=False, random_state=random_state)
+        out[(kind, transform)] = model.fit(y_train, x_train).predict(horizon, x_future)["mean"].to_numpy()
+    return out
+
+
+def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 2,
+                   horizon: int = SEASON_LENGTH, random_state: int = 0) -> dict:
+    """Mean backtest sMAPE and MASE per kind over the last ``folds`` yearly origins of ``y``.
+
+    The level and difference kinds and the ensemble share fits: the ensemble's forecast is the
+    average of its members' forecasts at the same origin.
+    """
+    origins = backtest_origins(len(y), horizon=horizon, folds=folds, min_train=MIN_MONTHS)
+    rows: dict[str, list[dict]] = {k: [] for k in FORECASTER_KINDS}
+    for origin in origins:
+        y_train, actual = y.iloc[:origin], y.iloc[origin:origin + horizon].to_numpy()
+        x_train = None if X is None else X.iloc[:origin]
+        x_future = None if X is None else X.iloc[origin:origin + horizon]
+        members = _member_forecasts(y_train, x_train, horizon, x_future, random_state)
+        forecasts = {
+            "level": members[("level", None)],
+            "difference": members[("difference", None)],
+            "ensemble": np.mean(list(members.values()), axis=0),
+        }
+        for kind, mean in forecasts.items():
+            rows[kind].append({"smape": smape(actual, mean), "mase": mase(actual, mean, y_train.to_numpy())})
+    scores = {k: {m: float(np.mean([r[m] for r in v])) for m in ("smape", "mase")} for k, v in rows.items() if v}
+    return {"origins": [str(y.index[o].date()) for o in origins], "scores": scores}
+
+
+def choose_kind(y: pd.Series, X: pd.DataFrame | None = None, *, kinds=FORECASTER_KINDS,
+                margin: float = DEFAULT_MARGIN, folds: int = 2, random_state: int = 0) -> tuple[str, dict]:
+    """Pick a kind for ``y`` (training data only) and say why.
+
+    Returns ``(kind, details)``; details hold ``preferred``, ``metric``, ``backtest`` (per kind:
+    mean sMAPE and MASE over the origins), ``origins`` (first forecast month of each fold) and
+    a one-line ``reason``. ``kinds`` limits the candidates (e.g. config.KINDS).
+    """
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in FORECASTER_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {', '.join(FORECASTER_KINDS)}, got {kinds!r}")
+    default = DEFAULT_KIND if DEFAULT_KIND in kinds else kinds[0]
+    result = backtest_kinds(y, X, folds=folds, random_state=random_state)
+    scores = {k: v for k, v in result["scores"].items() if k in kinds}
+    details = {"metric": SELECTION_METRIC, "margin": margin, "origins": result["origins"], "backtest": scores}
+    if not scores:
+        return default, {**details, "preferred": default,
+                         "reason": f"{len(y)} months leave no backtest origin; default {default}"}
+    base = scores[default][SELECTION_METRIC]
+    best = min(scores, key=lambda k: scores[k][SELECTION_METRIC])
+    if best != default and scores[best][SELECTION_METRIC] > base * (1 - margin):
+        best = default
+    others = ", ".join(f"{k} {s[SELECTION_METRIC]:.3f}" for k, s in scores.items() if k != best)
+    why = (f"{default} kept: no kind beats it by more than {margin:.0%}" if best == default
+           else f"beats {default} by more than {margin:.0%}")
+    reason = (f"training-backtest {SELECTION_METRIC.upper()} ({len(result['origins'])} origins): {best} "
+              f"{scores[best][SELECTION_METRIC]:.3f} vs {others or '-'} ({why})")
+    return best, {**details, "preferred": best, "reason": reason}

