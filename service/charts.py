@@ -1,0 +1,213 @@
+"""Server-side SVG charts for the dashboard, drawn with matplotlib's object API (no pyplot).
+
+One chart per domain: the history, the held-out months with the forecast of the model trained
+without them (``bundle.holdout``), the served model's forecast path with its 80% and 95% bands
+(drawn by :func:`MLPipeline.eda.forecast_figure`, extended here), and the actuals recorded
+through ``POST /actuals``, anomalies marked.
+
+The SVG is inlined in the page, so it is rewritten to suit a strict Content-Security-Policy:
+matplotlib's ``style="..."`` attributes become SVG presentation attributes (``style-src 'self'``
+blocks inline styles), its ``<style>`` element and metadata are dropped, and every id gets a
+per-chart prefix so several charts can share one HTML document.
+
+Rendering costs a few hundred milliseconds, so :class:`ChartCache` keeps one chart per (model
+version, domain) and drops everything when the served version changes (a reload).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
+
+from MLPipeline.eda import forecast_figure
+
+#: Size of a dashboard chart in inches: narrower than Engine's figures, so the text stays
+#: legible when the SVG is scaled down to a phone-width screen.
+CHART_SIZE = (5.6, 4.6)
+#: rcParams while drawing and rendering: text as <text> (searchable, accessible, small), stable ids.
+_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "callcenter-gp", "font.size": 10}
+#: rc_context changes matplotlib's global rcParams, so renders are serialised.
+_RENDER_LOCK = threading.Lock()
+
+_SVG_NS = "http://www.w3.org/2000/svg"
+_XLINK_NS = "http://www.w3.org/1999/xlink"
+_DROP = {"metadata", "style"}
+_URL_REF = re.compile(r"url\(#([^)]+)\)")
+#: Legend labels of MLPipeline.eda.forecast_figure -> what they mean on the dashboard.
+_RELABEL = {
+    "training data": "history",
+    "held-out actual": "history (held-out months)",
+    "forecast mean": "forecast mean (served model)",
+    "80% interval": "forecast 80% interval",
+    "95% interval": "forecast 95% interval",
+}
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An actual recorded through POST /actuals, checked against a 95% interval."""
+
+    month: pd.Timestamp
+    value: float
+    anomaly: bool
+
+
+def domain_figure(
+    history: pd.Series,
+    holdout: pd.DataFrame | None,
+    forecast: pd.DataFrame,
+    markers: Sequence[Marker],
+    title: str,
+) -> Figure:
+    """History, holdout check, forecast path with 80/95% bands, and recorded actuals."""
+    if holdout is not None and len(holdout):
+        start = holdout.index[0]
+        train, test = history[history.index < start], history[history.index >= start]
+    else:
+        train, test = history, None
+    fig = forecast_figure(train, test, forecast, title)
+    fig.set_size_inches(*CHART_SIZE)
+    ax = fig.axes[0]
+    for artist in (*ax.lines, *ax.collections):
+        label = str(artist.get_label())
+        if label in _RELABEL:
+            artist.set_label(_RELABEL[label])
+    if holdout is not None and len(holdout):
+        half_month = pd.Timedelta(days=15)
+        ax.axvspan(holdout.index[0] - half_month, holdout.index[-1] + half_month, color="0.92", lw=0,
+                   zorder=0, label="held-out period")
+        ax.fill_between(holdout.index, holdout["lower_95"], holdout["upper_95"], color="tab:green", alpha=0.15,
+                        lw=0, label="holdout model 95% interval")
+        ax.plot(holdout.index, holdout["mean"], "--", color="tab:green", lw=1.4,
+                label="holdout model (fitted without these months)")
+    normal = [m for m in markers if not m.anomaly]
+    odd = [m for m in markers if m.anomaly]
+    if normal:
+        ax.scatter([m.month for m in normal], [m.value for m in normal], s=28, facecolors="none",
+                   edgecolors="tab:purple", lw=1.2, zorder=4, label="recorded actual (inside 95% interval)")
+    if odd:
+        ax.scatter([m.month for m in odd], [m.value for m in odd], s=60, marker="X", color="tab:red",
+                   zorder=5, label="anomaly: recorded actual outside 95% interval")
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8.5, frameon=False)
+    return fig
+
+
+def domain_svg(
+    history: pd.Series,
+    holdout: pd.DataFrame | None,
+    forecast: pd.DataFrame,
+    markers: Sequence[Marker],
+    title: str,
+    prefix: str,
+) -> str:
+    """:func:`domain_figure` as an inline ``<svg>`` element (see :func:`inline_svg`)."""
+    buffer = io.StringIO()
+    # font sizes are fixed when text is created, so the rc context covers drawing and saving
+    with _RENDER_LOCK, matplotlib.rc_context(_SVG_RC):
+        fig = domain_figure(history, holdout, forecast, markers, title)
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    return inline_svg(buffer.getvalue(), prefix, title)
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def _prefixed(value: str, prefix: str) -> str:
+    return _URL_REF.sub(lambda m: f"url(#{prefix}-{m.group(1)})", value)
+
+
+def inline_svg(svg: str, prefix: str, title: str) -> str:
+    """Rewrite matplotlib's SVG document into an element safe to inline under a strict CSP."""
+    root = ET.fromstring(svg)
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if _local(child.tag) in _DROP:
+                parent.remove(child)
+    for element in root.iter():
+        element.tag = _local(element.tag)
+        attributes = {}
+        for key, value in element.attrib.items():
+            name = _local(key)
+            if key.startswith(f"{{{_XLINK_NS}}}"):
+                name = f"xlink:{name}"
+            if name == "style":  # "fill: #fff; stroke-width: 1" -> fill="#fff" stroke-width="1"
+                for declaration in value.split(";"):
+                    prop, _, val = declaration.partition(":")
+                    if prop.strip() and val.strip():
+                        attributes[prop.strip()] = val.strip()
+                continue
+            if name == "id":
+                value = f"{prefix}-{value}"
+            elif name in ("href", "xlink:href") and value.startswith("#"):
+                value = f"#{prefix}-{value[1:]}"
+            elif "url(#" in value:
+                value = _prefixed(value, prefix)
+            attributes[name] = value
+        element.attrib.clear()
+        element.attrib.update(attributes)
+    viewbox = root.get("viewBox")
+    root.attrib.clear()
+    root.attrib.update(
+        {
+            "xmlns": _SVG_NS,
+            "xmlns:xlink": _XLINK_NS,
+            "viewBox": viewbox or "",
+            "class": "chart",
+            "role": "img",
+            "aria-labelledby": f"{prefix}-title",
+            # what matplotlib's <style> set for every element; inherited, so children override it
+            "stroke-linejoin": "round",
+            "stroke-linecap": "butt",
+        }
+    )
+    heading = ET.Element("title", {"id": f"{prefix}-title"})
+    heading.text = title
+    root.insert(0, heading)
+    return ET.tostring(root, encoding="unicode", short_empty_elements=True)
+
+
+class ChartCache:
+    """One rendered value per (model version, domain), redrawn when its live markers change.
+
+    Entries remember the signature of what they were drawn from (the recorded actuals); a
+    different signature redraws that domain only. A new model version clears every entry.
+    """
+
+    def __init__(self) -> None:
+        self._version: str | None = None
+        self._entries: dict[str, tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, version: str, domain: str, signature: Any, render: Callable[[], Any]) -> Any:
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+            hit = self._entries.get(domain)
+            if hit is not None and hit[0] == signature:
+                return hit[1]
+        value = render()  # outside the lock: other domains need not wait
+        with self._lock:
+            if self._version == version:
+                self._entries[domain] = (signature, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._version = None
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,134 @@
+// The dashboard's prediction form: POST /predict as JSON, then show the answer or the error inline.
+// Served from static/ so the page's Content-Security-Policy needs no inline script.
+"use strict";
+
+(function () {
+  const form = document.getElementById("predict-form");
+  if (!form) {
+    return;
+  }
+  const submit = document.getElementById("predict-submit");
+  const result = document.getElementById("predict-result");
+  const meta = document.getElementById("predict-meta");
+  const tbody = document.querySelector("#predict-table tbody");
+  const general = document.getElementById("predict-error");
+  // API error "field" (its first name: "instances[0].month" -> "instances") -> the element showing it
+  const FIELDS = ["month", "phone_lines", "channels", "domains"];
+
+  const calls = (value) => Math.round(value).toLocaleString("en-US");
+
+  function clearErrors() {
+    for (const name of FIELDS.concat("predict")) {
+      const slot = document.getElementById(name + "-error");
+      slot.textContent = "";
+      slot.hidden = true;
+    }
+    for (const input of form.querySelectorAll("[aria-invalid]")) {
+      input.removeAttribute("aria-invalid");
+    }
+  }
+
+  function showError(field, message) {
+    const name = (field || "").split(/[.[]/)[0];
+    const known = FIELDS.includes(name);
+    const slot = document.getElementById((known ? name : "predict") + "-error");
+    slot.textContent = message;
+    slot.hidden = false;
+    const input = known ? document.getElementById(name) : null;
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+    }
+  }
+
+  // A number input's value, undefined when empty; null when the text is not a number.
+  function numberField(name) {
+    const input = document.getElementById(name);
+    if (input.validity.badInput) {
+      return null;
+    }
+    const raw = input.value.trim();
+    return raw === "" ? undefined : Number(raw);
+  }
+
+  function cell(row, text, numeric) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (numeric) {
+      td.className = "num";
+    }
+    row.appendChild(td);
+  }
+
+  function showPredictions(data) {
+    tbody.replaceChildren();
+    for (const p of data.predictions) {
+      const row = document.createElement("tr");
+      cell(row, p.domain);
+      cell(row, p.kind);
+      cell(row, p.month);
+      cell(row, calls(p.mean), true);
+      cell(row, calls(p.lower_80) + " – " + calls(p.upper_80), true);
+      cell(row, calls(p.lower_95) + " – " + calls(p.upper_95), true);
+      cell(row, String(p.phone_lines), true);
+      cell(row, String(p.channels), true);
+      tbody.appendChild(row);
+    }
+    let text = "Model " + data.model_version + " · calls per month, 80% and 95% prediction intervals.";
+    if (data.assumption) {
+      text += " Note: " + data.assumption + ".";
+    }
+    meta.textContent = text;
+    result.hidden = false;
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    clearErrors();
+    const body = {
+      month: document.getElementById("month").value.trim(),
+      domains: Array.from(form.querySelectorAll('input[name="domains"]:checked'), (box) => box.value),
+    };
+    for (const name of ["phone_lines", "channels"]) {
+      const value = numberField(name);
+      if (value === null) {
+        showError(name, "enter a number (or leave it empty to use the assumed value)");
+        return;
+      }
+      if (value !== undefined) {
+        body[name] = value;
+      }
+    }
+    submit.disabled = true;
+    form.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(form.getAttribute("action"), {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
+      });
+      let data = null;
+      try {
+        data = await response.json();
+      } catch (_) {
+        data = null;
+      }
+      if (response.ok && data && Array.isArray(data.predictions)) {
+        showPredictions(data);
+      } else if (data && data.error) {
+        result.hidden = true;
+        showError(data.error.field, data.error.message);
+      } else {
+        result.hidden = true;
+        showError(null, "The service answered HTTP " + response.status + ".");
+      }
+    } catch (err) {
+      result.hidden = true;
+      showError(null, "Could not reach the service: " + err.message);
+    } finally {
+      submit.disabled = false;
+      form.removeAttribute("aria-busy");
+    }
+  }
+
+  form.addEventListener("submit", send);
+})();

@@ -1,0 +1,170 @@
+"""The dashboard in real headless Chromium (Debian's chromium + chromium-driver, driven by selenium)
+against real gunicorn (the committed gunicorn.conf.py, loopback, a freshly trained Output): the
+charts render, the form answers a valid month with a forecast table and an invalid month with an
+inline error, the page fits a phone-width screen, and the CSP blocks nothing the page needs.
+Screenshots go to the test's temporary directory. Skipped locally without Chromium; required in CI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import require
+from test_gunicorn import server  # noqa: F401 - fixture: gunicorn on a free loopback port
+
+from MLPipeline.config import DOMAINS
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+WAIT = 30  # seconds for the page or the form's answer (the first page view renders the charts)
+DESKTOP = (1280, 1000)
+PHONE = (390, 844)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    require(CHROMIUM.exists() and CHROMEDRIVER.exists(), "chromium and chromium-driver are not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # never let selenium-manager download anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT * 2)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for(driver, condition, message: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT).until(condition, message)
+
+
+def open_page(driver, base: str, size=DESKTOP) -> None:
+    driver.set_window_size(*size)
+    driver.get(f"{base}/")
+    wait_for(driver, lambda d: d.execute_script("return document.readyState") == "complete", "page did not load")
+
+
+def full_page_screenshot(driver, path: Path) -> Path:
+    """Resize the window to the page's height, then save a PNG of the whole page."""
+    width = driver.execute_script("return window.innerWidth")
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(height + 120, 12000))
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def csp_violations(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+
+
+def submit(driver, month: str, phone_lines: str = "", channels: str = "") -> None:
+    from selenium.webdriver.common.by import By
+
+    for name, value in (("month", month), ("phone_lines", phone_lines), ("channels", channels)):
+        field = driver.find_element(By.ID, name)
+        field.clear()
+        if value:
+            field.send_keys(value)
+    driver.find_element(By.ID, "predict-submit").click()
+
+
+def test_charts_render_with_styles_and_no_csp_violation(server, browser, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, server)
+    charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart-card svg.chart")
+    assert [c.find_element(By.XPATH, "..").get_attribute("data-domain") for c in charts] == list(DOMAINS)
+    for chart in charts:
+        size = chart.size
+        assert size["width"] > 200 and size["height"] > 100, size
+        texts = browser.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('text'), t => t.textContent)", chart
+        )
+        assert "calls per month" in texts and "month" in texts
+        assert "forecast 95% interval" in texts  # the legend
+        # the plot was painted with its colours (presentation attributes, not blocked styles)
+        fills = browser.execute_script(
+            "return Array.from(arguments[0].querySelectorAll('path'), p => getComputedStyle(p).fill)", chart
+        )
+        assert any(f not in ("rgb(0, 0, 0)", "none") for f in fills)
+    # the stylesheet loaded under the CSP: the highlighted row has its background colour
+    row = browser.find_element(By.CSS_SELECTOR, "#metrics-table tr.preferred")
+    assert row.value_of_css_property("background-color") not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert csp_violations(browser) == []
+    full_page_screenshot(browser, tmp_path / "dashboard.png")
+
+
+def test_form_shows_forecast_rows_with_intervals(server, browser, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, server)
+    month = browser.find_element(By.ID, "month").get_attribute("value")  # the month after training
+    submit(browser, month, "5", "3")
+    rows = wait_for(
+        browser,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#predict-result:not([hidden]) #predict-table tbody tr"),
+        "no forecast rows appeared",
+    )
+    cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert [c[0] for c in cells] == list(DOMAINS)
+    for _domain, kind, row_month, mean, band80, band95, lines, channels in cells:
+        assert row_month == month and kind in ("level", "difference")
+        low80, high80 = (float(v.replace(",", "")) for v in band80.split(" – "))
+        low95, high95 = (float(v.replace(",", "")) for v in band95.split(" – "))
+        assert low95 <= low80 <= float(mean.replace(",", "")) <= high80 <= high95
+        assert (lines, channels) == ("5", "3")
+    assert browser.find_element(By.ID, "month-error").get_attribute("hidden") is not None
+    full_page_screenshot(browser, tmp_path / "forecast.png")
+
+
+def test_form_shows_invalid_month_inline(server, browser, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, server)
+    submit(browser, "2021-13")
+    error = wait_for(
+        browser,
+        lambda d: (e := d.find_element(By.ID, "month-error")).is_displayed() and e,
+        "no inline error for the month",
+    )
+    assert "2021-13" in error.text or "month" in error.text.lower()
+    assert browser.find_element(By.ID, "month").get_attribute("aria-invalid") == "true"
+    assert not browser.find_element(By.ID, "predict-result").is_displayed()
+    browser.save_screenshot(str(tmp_path / "invalid-month.png"))
+
+
+def test_page_fits_a_phone_width_screen(server, browser, tmp_path):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, server, size=PHONE)
+    inner = browser.execute_script("return window.innerWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= inner
+    for chart in browser.find_elements(By.CSS_SELECTOR, "svg.chart"):
+        assert 0 < chart.size["width"] <= inner and chart.size["height"] > 0
+    submit(browser, "2021-13")
+    wait_for(browser, lambda d: d.find_element(By.ID, "month-error").is_displayed(), "no inline error")
+    full_page_screenshot(browser, tmp_path / "phone.png")

@@ -1,0 +1,310 @@
+"""GET / through the Flask test client: the page for a trained model with and without logged
+predictions and actuals, every chart (one inline SVG per domain with its title, axis labels and
+legend), the holdout metrics table with the preferred kind highlighted, the security headers,
+the chart cache, and the 503 page when no model is loaded."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from MLPipeline.artifacts import load_bundle
+from MLPipeline.config import DOMAINS
+from MLPipeline.months import format_month
+from service import charts, create_app, dashboard
+from service.api import REGISTRY_KEY
+from service.store import EXTENSION_KEY, PredictionLogUnavailable
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+LEGEND = (
+    "history",
+    "held-out period",
+    "holdout model (fitted without these months)",
+    "forecast mean (served model)",
+    "forecast 80% interval",
+    "forecast 95% interval",
+)
+
+
+# ------------------------------------------------------------------ a tiny DOM
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None]):
+        self.tag, self.attrs, self.children, self.parts = tag, attrs, [], []
+
+    def text(self) -> str:
+        return " ".join(" ".join(p if isinstance(p, str) else p.text() for p in self.parts).split())
+
+    def iter(self):
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def find_all(self, tag: str | None = None, *, cls: str | None = None, **attrs: str) -> list[Node]:
+        return [
+            n
+            for n in self.iter()
+            if (tag is None or n.tag == tag)
+            and (cls is None or cls in (n.attrs.get("class") or "").split())
+            and all(n.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+        ]
+
+    def one(self, tag: str | None = None, **kwargs: str) -> Node:
+        found = self.find_all(tag, **kwargs)
+        assert len(found) == 1, (tag, kwargs, len(found))
+        return found[0]
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, dict(attrs))
+        self.stack[-1].children.append(node)
+        self.stack[-1].parts.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag, attrs):
+        node = Node(tag, dict(attrs))
+        self.stack[-1].children.append(node)
+        self.stack[-1].parts.append(node)
+
+    def handle_endtag(self, tag):
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data):
+        self.stack[-1].parts.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+# -------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def app(trained_output, tmp_path):
+    return create_app({"OUTPUT_DIR": str(trained_output), "PREDICTION_DB_DIR": str(tmp_path / "db")})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_output):
+    return load_bundle(trained_output)
+
+
+def get_page(client, status=200) -> tuple[Node, str]:
+    response = client.get("/")
+    assert response.status_code == status, response.data[:500]
+    assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    return parse(html), html
+
+
+def next_month(bundle) -> str:
+    return format_month(bundle.train_end + pd.DateOffset(months=1))
+
+
+# ----------------------------------------------------------------------- tests
+
+
+def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle):
+    page, html = get_page(client)
+    assert page.one(id="model-version").text() == bundle.version
+    assert page.one(id="training-window").text().startswith(
+        f"{format_month(bundle.train_start)} to {format_month(bundle.train_end)}"
+    )
+    assert page.one(id="trained-at").text() == bundle.trained_at
+
+    figures = page.find_all("figure", cls="chart-card")
+    assert [f.attrs["data-domain"] for f in figures] == list(DOMAINS)
+    for figure, domain in zip(figures, DOMAINS, strict=True):
+        (svg,) = figure.find_all("svg")
+        assert svg.attrs["class"] == "chart" and svg.attrs["role"] == "img" and svg.attrs["viewbox"]
+        title = svg.one("title").text()
+        assert title.startswith(f"{domain}: ") and f"({bundle.preferred[domain]} model)" in title
+        texts = {t.text() for t in svg.find_all("text")}
+        assert {"month", "calls per month", *LEGEND} <= texts, texts
+        assert any(t.startswith(f"{domain}: ") for t in texts)  # the visible title
+        assert not any("style" in n.attrs for n in svg.iter())  # presentation attributes only
+        assert not svg.find_all("style") and not svg.find_all("script")
+    ids = [n.attrs["id"] for n in page.iter() if n.attrs.get("id")]
+    assert len(ids) == len(set(ids))  # five charts in one document share no id
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)  # no inline script
+    assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers
+
+    rows = page.one("table", id="metrics-table").one("tbody").find_all("tr")
+    assert len(rows) == len(bundle.models)
+    preferred = [(r.attrs["data-domain"], r.attrs["data-kind"]) for r in rows if "preferred" in r.attrs["class"]]
+    assert preferred == [(d, bundle.preferred[d]) for d in DOMAINS]
+    for row in rows:
+        domain, kind = row.attrs["data-domain"], row.attrs["data-kind"]
+        cells = [td.text() for td in row.find_all("td")]
+        assert ("preferred" in cells[0]) == (bundle.preferred[domain] == kind)
+        mae = bundle.manifest["metrics"][domain][kind]["mae"]
+        assert cells[1] == f"{mae:,.0f}"
+    reasons = page.one(id="selection-reasons").text()
+    for domain in DOMAINS:
+        assert bundle.manifest["selection"][domain]["reason"] in reasons
+
+    form = page.one("form", id="predict-form")
+    assert form.one("input", id="month").attrs["value"] == next_month(bundle)
+    assert [b.attrs["value"] for b in form.find_all("input", type="checkbox")] == list(DOMAINS)
+    assert page.find_all(id="latest-empty") and page.find_all(id="accuracy-empty")
+    assert not page.find_all(id="anomaly-table")
+
+
+def test_page_shows_logged_predictions_accuracy_and_anomalies(client, bundle):
+    month = next_month(bundle)
+    answer = client.post("/predict", json={"month": month, "phone_lines": 5, "channels": 3})
+    assert answer.status_code == 200
+    predicted = {p["domain"]: p for p in answer.get_json()["predictions"]}
+    inside = predicted["Healthcare"]["mean"]
+    outside = predicted["Banking"]["upper_95"] * 3 + 1000
+    past = format_month(bundle.train_end - pd.DateOffset(months=5))  # no logged prediction
+    far_off = float(bundle.history["Telecom"].max() * 10)
+    body = {
+        "actuals": [
+            {"month": month, "domain": "Healthcare", "value": inside},
+            {"month": month, "domain": "Banking", "value": outside},
+            {"month": past, "domain": "Telecom", "value": far_off},
+        ]
+    }
+    assert client.post("/actuals", json=body).status_code == 200
+
+    page, _ = get_page(client)
+    latest = page.one("table", id="latest-table").one("tbody").find_all("tr")
+    assert len(latest) == len(DOMAINS)
+    assert {r.find_all("td")[2].text() for r in latest} == set(DOMAINS)
+
+    accuracy = page.one("table", id="accuracy-table").one("tbody").find_all("tr")
+    assert sorted(r.one("th").text() for r in accuracy) == ["Banking", "Healthcare"]
+
+    anomalies = page.one("table", id="anomaly-table").one("tbody").find_all("tr")
+    found = {(r.find_all("td")[0].text(), r.find_all("td")[1].text()): r.find_all("td")[-1].text() for r in anomalies}
+    assert set(found) == {("Banking", month), ("Telecom", past)}
+    assert found[("Banking", month)].startswith("logged prediction")
+    assert found[("Telecom", past)].startswith("served model")
+
+    charts_by_domain = {f.attrs["data-domain"]: f for f in page.find_all("figure", cls="chart-card")}
+    texts = {d: {t.text() for t in f.find_all("text")} for d, f in charts_by_domain.items()}
+    assert "anomaly: recorded actual outside 95% interval" in texts["Banking"]
+    assert "anomaly: recorded actual outside 95% interval" in texts["Telecom"]
+    assert "recorded actual (inside 95% interval)" in texts["Healthcare"]
+    assert not any("recorded actual" in t for t in texts["Insurance"])
+
+
+def test_an_unavailable_log_is_reported_on_the_page(app, client, monkeypatch):
+    def fail(**_):
+        raise PredictionLogUnavailable("prediction log read failed: OperationalError: disk I/O error")
+
+    monkeypatch.setattr(app.extensions[EXTENSION_KEY], "predictions", fail)
+    page, _ = get_page(client)
+    assert "disk I/O error" in page.one(id="log-problem").text()
+    assert len(page.find_all("svg", cls="chart")) == len(DOMAINS)
+
+
+def test_security_headers_on_the_page_and_its_static_files(client):
+    for path, mimetype in (("/", "text/html"), ("/static/dashboard.js", "text/javascript"),
+                           ("/static/dashboard.css", "text/css")):
+        response = client.get(path)
+        assert response.status_code == 200 and response.mimetype == mimetype, path
+        csp = response.headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+        assert directives["default-src"] == "'none'" and directives["script-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'" and "unsafe" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert "Content-Security-Policy" not in client.get("/health").headers  # the API is left alone
+
+
+def test_charts_are_cached_per_model_version(app, client, bundle, monkeypatch):
+    drawn = []
+    real = charts.domain_svg
+    monkeypatch.setattr(charts, "domain_svg", lambda *a, **k: drawn.append(a[4]) or real(*a, **k))
+    get_page(client)
+    assert len(drawn) == len(DOMAINS)
+    get_page(client)
+    assert len(drawn) == len(DOMAINS)  # served from the cache
+
+    client.post("/actuals", json={"month": next_month(bundle), "domain": "Telecom", "value": 1.0})
+    get_page(client)
+    assert len(drawn) == len(DOMAINS) + 1 and drawn[-1].startswith("Telecom")  # only its markers changed
+
+    registry = app.extensions[REGISTRY_KEY]  # a reload that serves another version redraws all
+    registry._current = dataclasses.replace(registry.current, version="another-version")
+    get_page(client)
+    assert len(drawn) == 2 * len(DOMAINS) + 1
+
+
+def test_chart_cache_drops_entries_of_an_older_version():
+    cache = charts.ChartCache()
+    assert cache.get("v1", "Banking", (), lambda: "a") == "a"
+    assert cache.get("v1", "Banking", (), lambda: "b") == "a"
+    assert cache.get("v1", "Banking", ("new marker",), lambda: "c") == "c"
+    assert cache.get("v2", "Telecom", (), lambda: "d") == "d"
+    assert len(cache) == 1 and cache.get("v2", "Banking", ("new marker",), lambda: "e") == "e"
+
+
+def test_inline_svg_has_no_style_and_prefixed_ids():
+    fig = Figure(figsize=(3, 2))
+    ax = fig.subplots()
+    ax.plot([1, 2, 3], [3, 1, 2], "o-", label="line")
+    ax.set_title("Small <chart> & co")
+    ax.legend()
+    svg = charts.inline_svg(_svg_text(fig), "chart-x", "Small <chart> & co")
+    tree = parse(svg)
+    assert tree.one("title").text() == "Small <chart> & co" and "&lt;chart&gt;" in svg
+    assert "style=" not in svg and "<style" not in svg and "<metadata" not in svg
+    ids = {n.attrs["id"] for n in tree.iter() if n.attrs.get("id")}
+    assert ids and all(i.startswith("chart-x-") for i in ids)
+    refs = re.findall(r'url\(#([^)]+)\)|href="#([^"]+)"', svg)
+    assert refs and all((a or b) in ids for a, b in refs)
+
+
+def _svg_text(fig: Figure) -> str:
+    import io
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    return buffer.getvalue()
+
+
+def test_no_model_is_a_503_html_page_with_the_reason(tmp_path):
+    app = create_app({"OUTPUT_DIR": str(tmp_path / "empty"), "PREDICTION_DB_DIR": str(tmp_path / "db")})
+    page, html = get_page(app.test_client(), status=503)
+    assert "No model is loaded" in page.one(id="no-model").text()
+    assert "does not exist" in page.one(id="no-model-reason").text()  # the registry's reason
+    assert "Traceback" not in html
+    response = app.test_client().get("/")
+    assert response.headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in response.headers
+
+
+def test_metric_formatting():
+    assert dashboard.format_number(1234.5, "calls") == "1,234"
+    assert dashboard.format_number(0.8333, "share") == "83%"
+    assert dashboard.format_number(None, "num") == "–"
+    assert dashboard.format_number(float("nan"), "ratio") == "–"
