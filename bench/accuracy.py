@@ -139,15 +139,14 @@ def run_one(job: tuple[str, Task]) -> dict:
     }
 
 
-def _warm_up() -> None:
+def _warm_up(models) -> None:
     """Compile statsforecast's numba code once per worker, outside the timed region."""
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
-
-    y = 100 + 10 * np.sin(np.arange(48) * 2 * np.pi / 12) + np.arange(48)
+    y = pd.Series(100 + 10 * np.sin(np.arange(48) * 2 * np.pi / 12) + np.arange(48))
+    task = Task("warm-up", "warm-up", y, np.zeros(3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for model in (AutoETS(season_length=12), AutoARIMA(season_length=12), AutoTheta(season_length=12)):
-            model.forecast(y=y, h=3, level=[80])
+        for model in models:
+            _baseline_forecast(model, task, 3)
 
 
 # ----------------------------------------------------------------- summary
@@ -230,13 +229,12 @@ def main(argv=None) -> int:
     jobs.sort(key=lambda j: order.get(j[0], 99))
     print(f"{len(jobs)} forecasts ({len(tasks)} series x models) on {args.jobs} processes", flush=True)
     started = time.time()
-    needs_sf = any(m in BASELINES for m in models)
+    baselines = [m for m in models if m in BASELINES]
     if args.jobs > 1:
-        with mp.get_context("fork").Pool(args.jobs, initializer=_warm_up if needs_sf else None) as pool:
+        with mp.get_context("fork").Pool(args.jobs, initializer=_warm_up, initargs=(baselines,)) as pool:
             rows = list(pool.imap_unordered(run_one, jobs, chunksize=1))
     else:
-        if needs_sf:
-            _warm_up()
+        _warm_up(baselines)
         rows = [run_one(j) for j in jobs]
     summary = summarise(rows)
     meta = {"finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),

