@@ -4,7 +4,10 @@ numbers equal GPForecaster.predict_at in-process for the same inputs."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +19,7 @@ import pytest
 import requests
 
 from MLPipeline.artifacts import load_bundle
-from MLPipeline.config import DOMAINS, PROJECT_ROOT
+from MLPipeline.config import DOMAINS, MANIFEST_NAME, PROJECT_ROOT
 from MLPipeline.months import format_month
 
 BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
@@ -44,17 +47,17 @@ def wait_ready(base: str, process: subprocess.Popen) -> requests.Response:
     pytest.fail(f"gunicorn did not become ready within {START_TIMEOUT} s")
 
 
-@pytest.fixture(scope="module")
-def server(trained_output, tmp_path_factory):
+@contextlib.contextmanager
+def gunicorn(output, logs, **env_extra):
     """gunicorn -c gunicorn.conf.py app:app, 2 workers, bound to 127.0.0.1 only; stopped after."""
     port = free_port()
-    logs = tmp_path_factory.mktemp("gunicorn")
     env = {
         **os.environ,
-        "OUTPUT_DIR": str(trained_output),
+        "OUTPUT_DIR": str(output),
         "PREDICTION_DB_DIR": str(logs / "db"),
         "WEB_CONCURRENCY": "2",
         "PORT": str(port),
+        **env_extra,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [
@@ -81,6 +84,12 @@ def server(trained_output, tmp_path_factory):
                 process.kill()
                 process.wait()
     assert process.returncode == 0, (logs / "stderr").read_text()[-2000:]
+
+
+@pytest.fixture(scope="module")
+def server(trained_output, tmp_path_factory):
+    with gunicorn(trained_output, tmp_path_factory.mktemp("gunicorn")) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +168,28 @@ def test_errors_over_http_are_json(server):
     assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
     response = requests.get(f"{server}/nope", timeout=10)
     assert response.status_code == 404 and response.headers["Content-Type"] == "application/json"
+
+
+def test_every_worker_serves_the_new_model_after_a_reload(trained_output, tmp_path):
+    """POST /admin/reload reaches one worker; the other follows (service.registry's marker)."""
+    output = shutil.copytree(trained_output, tmp_path / "Output", symlinks=True)
+    with gunicorn(output, tmp_path, ADMIN_TOKEN="t0ken") as base:
+        old = requests.get(f"{base}/ready", timeout=10).json()["model_version"]
+        manifest = json.loads((output / MANIFEST_NAME).read_text())
+        run = manifest["run_dir"]
+        shutil.copytree(output / run, output / "runs" / "next")  # the same verified files, a new version
+        text = json.dumps(manifest).replace(f'"{run}/', '"runs/next/').replace(f'"{run}"', '"runs/next"')
+        (output / MANIFEST_NAME).write_text(text.replace(f'"{old}"', '"next-version"'))
+
+        response = requests.post(
+            f"{base}/admin/reload", headers={"Authorization": "Bearer t0ken"}, timeout=30
+        )
+        assert response.status_code == 200 and response.json()["model_version"] == "next-version"
+        # New connections spread over both workers; within a bounded number of requests every
+        # answer must name the new version (a worker looks for a reload at most once a second).
+        streak, deadline = 0, time.monotonic() + 30
+        while streak < 20 and time.monotonic() < deadline:
+            version = requests.get(f"{base}/ready", timeout=10).json()["model_version"]
+            streak = streak + 1 if version == "next-version" else 0
+            time.sleep(0.05)
+        assert streak >= 20, "a worker kept serving the old model"
