@@ -35,7 +35,7 @@ from MLPipeline.eda import forecast_figure
 #: legible when the SVG is scaled down to a phone-width screen.
 CHART_SIZE = (5.6, 4.6)
 #: rcParams while drawing and rendering: text as <text> (searchable, accessible, small), stable ids.
-_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "callcenter-gp", "font.size": 10}
+_SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "callcenter-gp", "font.size": 11.5}
 #: rc_context changes matplotlib's global rcParams, so renders are serialised.
 _RENDER_LOCK = threading.Lock()
 
@@ -46,8 +46,8 @@ _URL_REF = re.compile(r"url\(#([^)]+)\)")
 #: Legend labels of MLPipeline.eda.forecast_figure -> what they mean on the dashboard.
 _RELABEL = {
     "training data": "history",
-    "held-out actual": "history (held-out months)",
-    "forecast mean": "forecast mean (served model)",
+    "held-out actual": "held-out actuals",
+    "forecast mean": "forecast mean",
     "80% interval": "forecast 80% interval",
     "95% interval": "forecast 95% interval",
 }
@@ -87,19 +87,19 @@ def domain_figure(
         ax.axvspan(holdout.index[0] - half_month, holdout.index[-1] + half_month, color="0.92", lw=0,
                    zorder=0, label="held-out period")
         ax.fill_between(holdout.index, holdout["lower_95"], holdout["upper_95"], color="tab:green", alpha=0.15,
-                        lw=0, label="holdout model 95% interval")
+                        lw=0, label="holdout-model 95% interval")
         ax.plot(holdout.index, holdout["mean"], "--", color="tab:green", lw=1.4,
-                label="holdout model (fitted without these months)")
+                label="holdout-model forecast")
     normal = [m for m in markers if not m.anomaly]
     odd = [m for m in markers if m.anomaly]
     if normal:
         ax.scatter([m.month for m in normal], [m.value for m in normal], s=28, facecolors="none",
-                   edgecolors="tab:purple", lw=1.2, zorder=4, label="recorded actual (inside 95% interval)")
+                   edgecolors="tab:purple", lw=1.2, zorder=4, label="recorded actual, inside 95%")
     if odd:
         ax.scatter([m.month for m in odd], [m.value for m in odd], s=60, marker="X", color="tab:red",
-                   zorder=5, label="anomaly: recorded actual outside 95% interval")
+                   zorder=5, label="anomaly: actual outside 95%")
     ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8.5, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=10, frameon=False)
     return fig
 
 
@@ -110,14 +110,19 @@ def domain_svg(
     markers: Sequence[Marker],
     title: str,
     prefix: str,
+    description: str | None = None,
 ) -> str:
-    """:func:`domain_figure` as an inline ``<svg>`` element (see :func:`inline_svg`)."""
+    """:func:`domain_figure` as an inline ``<svg>`` element (see :func:`inline_svg`).
+
+    ``title`` is drawn above the plot; ``description`` (default: the title) is the SVG's
+    ``<title>``, what screen readers announce.
+    """
     buffer = io.StringIO()
     # font sizes are fixed when text is created, so the rc context covers drawing and saving
     with _RENDER_LOCK, matplotlib.rc_context(_SVG_RC):
         fig = domain_figure(history, holdout, forecast, markers, title)
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
-    return inline_svg(buffer.getvalue(), prefix, title)
+    return inline_svg(buffer.getvalue(), prefix, description or title)
 
 
 def _local(name: str) -> str:

@@ -187,9 +187,12 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
         kind, rows, assumption = inference.forecast(model, domain, FORECAST_MONTHS, levels=DEFAULT_LEVELS)
         path = pd.DataFrame(rows)
         path.index = pd.DatetimeIndex([parse_month(m) for m in path.pop("month")], name="month")
-        title = f"{domain}: calls per month and {FORECAST_MONTHS}-month forecast ({kind} model)"
+        heading = f"{domain} ({kind} model)"
+        title = f"{domain}: calls per month, held-out check and {FORECAST_MONTHS}-month forecast ({kind} model)"
         holdout = model.bundle.holdout.get((domain, kind))
-        svg = charts.domain_svg(model.bundle.history[domain], holdout, path, markers, title, f"chart-{_slug(domain)}")
+        svg = charts.domain_svg(
+            model.bundle.history[domain], holdout, path, markers, heading, f"chart-{_slug(domain)}", title
+        )
         return {
             "domain": domain,
             "id": f"chart-{_slug(domain)}",

@@ -24,8 +24,9 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
 LEGEND = (
     "history",
     "held-out period",
-    "holdout model (fitted without these months)",
-    "forecast mean (served model)",
+    "holdout-model forecast",
+    "held-out actuals",
+    "forecast mean",
     "forecast 80% interval",
     "forecast 95% interval",
 )
@@ -146,7 +147,7 @@ def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle)
         assert title.startswith(f"{domain}: ") and f"({bundle.preferred[domain]} model)" in title
         texts = {t.text() for t in svg.find_all("text")}
         assert {"month", "calls per month", *LEGEND} <= texts, texts
-        assert any(t.startswith(f"{domain}: ") for t in texts)  # the visible title
+        assert f"{domain} ({bundle.preferred[domain]} model)" in texts  # the visible heading
         assert not any("style" in n.attrs for n in svg.iter())  # presentation attributes only
         assert not svg.find_all("style") and not svg.find_all("script")
     ids = [n.attrs["id"] for n in page.iter() if n.attrs.get("id")]
@@ -209,9 +210,9 @@ def test_page_shows_logged_predictions_accuracy_and_anomalies(client, bundle):
 
     charts_by_domain = {f.attrs["data-domain"]: f for f in page.find_all("figure", cls="chart-card")}
     texts = {d: {t.text() for t in f.find_all("text")} for d, f in charts_by_domain.items()}
-    assert "anomaly: recorded actual outside 95% interval" in texts["Banking"]
-    assert "anomaly: recorded actual outside 95% interval" in texts["Telecom"]
-    assert "recorded actual (inside 95% interval)" in texts["Healthcare"]
+    assert "anomaly: actual outside 95%" in texts["Banking"]
+    assert "anomaly: actual outside 95%" in texts["Telecom"]
+    assert "recorded actual, inside 95%" in texts["Healthcare"]
     assert not any("recorded actual" in t for t in texts["Insurance"])
 
 
@@ -244,7 +245,7 @@ def test_security_headers_on_the_page_and_its_static_files(client):
 def test_charts_are_cached_per_model_version(app, client, bundle, monkeypatch):
     drawn = []
     real = charts.domain_svg
-    monkeypatch.setattr(charts, "domain_svg", lambda *a, **k: drawn.append(a[4]) or real(*a, **k))
+    monkeypatch.setattr(charts, "domain_svg", lambda *a, **k: drawn.append(a[6]) or real(*a, **k))
     get_page(client)
     assert len(drawn) == len(DOMAINS)
     get_page(client)

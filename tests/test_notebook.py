@@ -52,7 +52,7 @@ def test_notebook_runs_top_to_bottom(kernel_manager, monkeypatch):
         km=kernel_manager,
         timeout=CELL_TIMEOUT,
         allow_errors=False,
-        resources={"metadata": {"path": str(PROJECT_ROOT)}},
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},  # where Jupyter starts it
     )
     client.execute()
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
