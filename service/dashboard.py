@@ -20,6 +20,7 @@ nosniff, DENY framing and no referrer.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -33,6 +34,7 @@ from MLPipeline.forecaster import level_label
 from MLPipeline.months import format_month, parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
+from service.errors import ApiError
 
 FORECAST_MONTHS = SEASON_LENGTH  # the forecast path drawn on each chart
 LATEST_ROWS = 10  # logged predictions listed on the page
@@ -69,6 +71,7 @@ SECURITY_HEADERS: dict[str, str] = {
     "Referrer-Policy": "no-referrer",
 }
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("dashboard", __name__, template_folder="templates")
 
 
@@ -125,11 +128,17 @@ def check_actuals(model, log, actuals: list[dict[str, Any]]) -> list[dict[str, A
             observations = [
                 SimpleNamespace(month=a["month"], value=a["value"], **dict.fromkeys(REGRESSORS)) for a in unlogged
             ]
-            kind, rows, _ = inference.anomalies(model, domain, observations, level=ANOMALY_LEVEL)
+            try:
+                kind, rows, _ = inference.anomalies(model, domain, observations, level=ANOMALY_LEVEL)
+            except ApiError as exc:  # the model cannot score these months: leave them unchecked
+                logger.warning("dashboard: actuals for %s not checked: %s", domain, exc.message)
+                rows = []
             for row in rows:
                 scored[row["month"]] = {**row, "against": f"served model ({kind})"}
         for a in mine:
             value = float(a["value"])
+            if a["month"] not in logged and a["month"] not in scored:
+                continue
             if a["month"] in logged:
                 row = logged[a["month"]]
                 lower, upper, mean = row["lower_95"], row["upper_95"], row["mean"]

@@ -18,6 +18,7 @@ from MLPipeline.config import DOMAINS
 from MLPipeline.months import format_month
 from service import charts, create_app, dashboard
 from service.api import REGISTRY_KEY
+from service.errors import ApiError
 from service.store import EXTENSION_KEY, PredictionLogUnavailable
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -224,6 +225,18 @@ def test_an_unavailable_log_is_reported_on_the_page(app, client, monkeypatch):
     page, _ = get_page(client)
     assert "disk I/O error" in page.one(id="log-problem").text()
     assert len(page.find_all("svg", cls="chart")) == len(DOMAINS)
+
+
+def test_actuals_the_model_cannot_score_are_left_unchecked(client, bundle, monkeypatch):
+    def refuse(*_, **__):
+        raise ApiError(422, "unpredictable_input", "the model gave non-finite values for these inputs")
+
+    monkeypatch.setattr(dashboard.inference, "anomalies", refuse)
+    past = format_month(bundle.train_end - pd.DateOffset(months=2))
+    client.post("/actuals", json={"month": past, "domain": "Insurance", "value": 1.0})
+    page, _ = get_page(client)
+    assert not page.find_all(id="anomaly-table")
+    assert "No recorded actuals to check yet." in page.one("section", id="log").text()
 
 
 def test_security_headers_on_the_page_and_its_static_files(client):
