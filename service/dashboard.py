@@ -29,8 +29,7 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, current_app, render_template, request
 
-from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, KINDS, REGRESSORS, SEASON_LENGTH
-from MLPipeline.forecaster import level_label
+from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, REGRESSORS, SEASON_LENGTH
 from MLPipeline.months import format_month, parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
@@ -233,14 +232,16 @@ def metric_rows(model) -> list[dict[str, Any]]:
                 "preferred": entry["preferred"],
                 "metrics": entry["holdout"] or {},
                 "reason": (selection.get(entry["domain"]) or {}).get("reason"),
-                "kernel": entry["kernel"],
             }
         )
     return rows
 
 
 def _page(template: str, status: int, **context: Any):
-    return render_template(template, **context), status, {"Cache-Control": "no-store"}
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = "10"  # the registry retries loading by itself
+    return render_template(template, **context), status, headers
 
 
 @bp.route("/")
@@ -255,7 +256,6 @@ def index():
     return _page(
         "dashboard.html",
         200,
-        model=model,
         info=model.info,
         manifest=manifest,
         holdout=manifest.get("holdout") or {},
@@ -265,8 +265,6 @@ def index():
         metric_rows=metric_rows(model),
         live=live,
         domains=DOMAINS,
-        kinds=KINDS,
-        levels=[level_label(lv) for lv in DEFAULT_LEVELS],
         next_month=format_month(pd.Timestamp(model.bundle.train_end) + pd.DateOffset(months=1)),
         assumed=model.assumed,
     )

@@ -315,6 +315,7 @@ def test_no_model_is_a_503_html_page_with_the_reason(tmp_path):
     assert "Traceback" not in html
     response = app.test_client().get("/")
     assert response.headers["X-Frame-Options"] == "DENY" and "Content-Security-Policy" in response.headers
+    assert response.headers["Retry-After"] == "10" and response.headers["Cache-Control"] == "no-store"
 
 
 def test_metric_formatting():
