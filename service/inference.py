@@ -179,6 +179,17 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
 
 
 def _predict_at(
+    model, domain: str, kind: str, regressors: pd.DataFrame, levels: Sequence[float], field: str | None = None
+) -> np.ndarray:
+    """:func:`_compute_at` through the loaded model's cache (the key is the whole call)."""
+    forecaster = model.forecaster(domain, kind)
+    key = (domain, kind, "at", tuple(map(float, levels)), regressors.index.asi8.tobytes())
+    if forecaster.regressors_:
+        key += (regressors[list(REGRESSORS)].to_numpy(dtype=float).tobytes(),)
+    return model.cache.get_or_compute(key, lambda: _compute_at(forecaster, regressors, levels, field))
+
+
+def _compute_at(
     forecaster, regressors: pd.DataFrame, levels: Sequence[float], field: str | None = None
 ) -> np.ndarray:
     """``predict_at`` for possibly repeated months, rows in input order, as one float array.
@@ -195,7 +206,7 @@ def _predict_at(
     if len(unique_at) < len(keys):  # repeated rows: predict the distinct ones, then map back
         first = {key: i for i, key in reversed(list(enumerate(keys)))}
         distinct = np.array([first[key] for key in unique_at])
-        values = _predict_at(forecaster, regressors.iloc[distinct], levels, field)
+        values = _compute_at(forecaster, regressors.iloc[distinct], levels, field)
         position = {key: j for j, key in enumerate(unique_at)}
         return values[[position[key] for key in keys]]
     months = regressors.index
@@ -271,7 +282,7 @@ def predict(
         chosen = model.kind_for(domain, kind)
         _kind_available(model, domain, chosen, "kind")
         _check_range(model, months, prefix, _first_month(model, chosen))
-        values = _predict_at(model.forecaster(domain, chosen), regressors, levels, prefix)
+        values = _predict_at(model, domain, chosen, regressors, levels, prefix)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
         per_domain.append(_rows(values, month_strings, regressors, common, levels))
     rows = [row for group in zip(*per_domain, strict=True) for row in group]
@@ -298,12 +309,19 @@ def forecast(
     else:
         given = {name: [getattr(r, name) for r in regressors] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
-    pred = forecaster.predict(
-        horizon=horizon, X_future=x if forecaster.regressors_ else None, level=tuple(levels)
-    )
-    values = pred[interval_columns(levels)].to_numpy(dtype=float)
-    if not np.isfinite(values).all():
-        raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+    use_x = bool(forecaster.regressors_)
+
+    def compute() -> np.ndarray:
+        pred = forecaster.predict(horizon=horizon, X_future=x if use_x else None, level=tuple(levels))
+        values = pred[interval_columns(levels)].to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+        return values
+
+    key = (domain, chosen, "path", horizon, tuple(map(float, levels)))
+    if use_x:
+        key += (x[list(REGRESSORS)].to_numpy(dtype=float).tobytes(),)
+    values = model.cache.get_or_compute(key, compute)
     common = {"domain": domain, "kind": chosen, "model_version": model.version}
     return chosen, _rows(values, [format_month(m) for m in months], x, common, levels), assumption
 
@@ -328,7 +346,7 @@ def anomalies(
     _check_range(model, months, "observations", _first_month(model, chosen))
     given = {name: [getattr(obs, name) for obs in observations] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
-    values = _predict_at(model.forecaster(domain, chosen), x, [level], "observations")
+    values = _predict_at(model, domain, chosen, x, [level], "observations")
     mean, std, lower, upper = values.T
     observed = np.array([obs.value for obs in observations], dtype=float)
     z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)

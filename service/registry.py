@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from service.cache import PredictionCache
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +52,36 @@ class LoadedModel:
     first_month: pd.Timestamp
     last_month: pd.Timestamp
     info: dict[str, Any] = field(default_factory=dict)
+    #: answers already computed for this model (service.cache); a reload starts a new one
+    cache: PredictionCache = field(default_factory=PredictionCache, compare=False, repr=False)
 
     def forecaster(self, domain: str, kind: str):
         return self.bundle.models[(domain, kind)]
 
     def kind_for(self, domain: str, requested: str | None) -> str:
         return requested or self.bundle.preferred[domain]
+
+
+#: An absolute filesystem path inside a message (up to a quote, space or separator).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/:,;()\[\]]+/)*([^\s'\"/:,;()\[\]]*)")
+
+
+def public_reason(message: str, directory: Path) -> str:
+    """``message`` without absolute paths: /ready, 503s and 409s keep the reason, not the layout.
+
+    Paths inside the model directory become relative to it ("models/x.pkl"); any other absolute
+    path is cut to its file name. The server log keeps the full message.
+    """
+    for root in {str(directory.resolve()), str(directory.absolute())}:
+        message = message.replace(root + os.sep, "").replace(root, "OUTPUT_DIR")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "/", message)
+
+
+def _refuse(message: str, directory: Path) -> ReloadRefused:
+    public = public_reason(message, directory)
+    if public != message:
+        log.warning("bundle refused: %s", message)  # the full text, paths included, for operators
+    return ReloadRefused(public)
 
 
 def _load(directory: Path) -> LoadedModel:
@@ -65,13 +92,15 @@ def _load(directory: Path) -> LoadedModel:
     try:
         bundle = load_bundle(directory)
     except ArtifactError as exc:
-        raise ReloadRefused(str(exc)) from None
+        raise _refuse(str(exc), directory) from None
     except Exception as exc:  # unpickling can fail in many ways; all mean "refuse"
-        raise ReloadRefused(f"cannot load models from {directory}: {type(exc).__name__}: {exc}") from None
+        raise _refuse(
+            f"cannot load models from {directory}: {type(exc).__name__}: {exc}", directory
+        ) from None
     try:
         return prepare(bundle)
     except Exception as exc:
-        raise ReloadRefused(f"models in {directory} failed verification: {exc}") from None
+        raise _refuse(f"models in {directory} failed verification: {exc}", directory) from None
 
 
 def _marker_path(directory: Path) -> Path:

@@ -46,18 +46,20 @@ def free_port() -> int:
 class Gunicorn:
     """gunicorn -c gunicorn.conf.py app:app on a free loopback port; stdout kept in a file."""
 
-    def __init__(self, tmp_path: Path, env: dict[str, str]):
+    def __init__(self, tmp_path: Path, env: dict[str, str], workers: int = WORKERS, wait_for: str = "/ready"):
         self.port = free_port()
+        self.workers = workers
+        self.wait_for = wait_for  # the path that must answer 200 before __enter__ returns
         self.url = f"http://127.0.0.1:{self.port}"
         self.stdout_path = tmp_path / "gunicorn.stdout"
         self.stderr_path = tmp_path / "gunicorn.stderr"
         inherited = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # only ours
-        self.env = {**inherited, "LOG_FORMAT": "json", "WEB_CONCURRENCY": str(WORKERS), **env}
+        self.env = {**inherited, "LOG_FORMAT": "json", "WEB_CONCURRENCY": str(workers), **env}
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> Gunicorn:
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}",
-                   "-w", str(WORKERS), "app:app"]  # fmt: skip
+                   "-w", str(self.workers), "app:app"]  # fmt: skip
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=err)
         deadline = time.monotonic() + 120
@@ -67,7 +69,7 @@ class Gunicorn:
                     f"gunicorn exited {self.process.returncode}: {self.stderr_path.read_text()[-3000:]}"
                 )
             try:
-                if requests.get(f"{self.url}/ready", timeout=10).status_code == 200:
+                if requests.get(f"{self.url}{self.wait_for}", timeout=10).status_code == 200:
                     return self
             except requests.RequestException:  # not listening yet, or still starting up
                 pass
