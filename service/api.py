@@ -44,6 +44,16 @@ OPENAPI_KEY = "openapi"
 READINESS_KEY = "readiness_checks"
 PREDICTION_LOG_KEY = "prediction_log"
 
+#: Deepest JSON nesting a body may have (ours need 3: {"instances": [{...}]}); deeper is a 400.
+MAX_JSON_DEPTH = 16
+#: Headers on every API response (the dashboard adds its own Content-Security-Policy).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_ERRORS = {400: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 422: ErrorResponse}
 
@@ -96,11 +106,29 @@ def read_json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "malformed_json", "the request body is empty; send a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        data = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
-        raise ApiError(400, "malformed_json", "the JSON body is nested too deeply") from None
-    except ValueError as exc:  # includes UnicodeDecodeError
+        data = None  # deeper than Python's recursion limit: refused just below
+    except ValueError as exc:  # includes UnicodeDecodeError (and integers over 4,300 digits)
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if data is None and raw.strip() != b"null" or not _within_depth(data, MAX_JSON_DEPTH):
+        raise ApiError(
+            400, "malformed_json", f"the JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
+        )
+    return data
+
+
+def _within_depth(data: Any, limit: int) -> bool:
+    """Whether no JSON array/object in ``data`` sits deeper than ``limit`` (iterative: no recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return False
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
 
 
 def _validate(model: type[BaseModel], data: Any) -> BaseModel:
@@ -110,6 +138,19 @@ def _validate(model: type[BaseModel], data: Any) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise from_validation_error(exc) from None
+
+
+def _as_json(result: Any) -> Any:
+    """A view's dict (or (dict, status)) as a JSON response, exactly as Flask would render it.
+
+    Done here because spectree, handed a dict, walks every row looking for pydantic models:
+    half the time of a 100-instance /predict.
+    """
+    if isinstance(result, dict):
+        return current_app.json.response(result)
+    if isinstance(result, tuple) and result and isinstance(result[0], dict):
+        return (current_app.json.response(result[0]), *result[1:])
+    return result
 
 
 def add_endpoint(
@@ -133,7 +174,7 @@ def add_endpoint(
             kwargs["body"] = _validate(body, read_json_body())
         if query is not None:
             kwargs["query"] = _validate(query, request.args.to_dict())
-        return view(**kwargs)
+        return _as_json(view(**kwargs))
 
     statuses = dict(responses)
     if body is not None:
@@ -339,4 +380,11 @@ def create_blueprint(tree: SpecTree) -> Blueprint:
         "/openapi.json", endpoint="openapi", view_func=lambda: current_app.extensions[OPENAPI_KEY].spec
     )
     bp.before_app_request(lambda: registry().refresh())
+    bp.after_app_request(_secure)
     return bp
+
+
+def _secure(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -178,14 +178,24 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
     return out
 
 
+def _call_key(regressors: pd.DataFrame) -> tuple[bytes, bytes]:
+    """The months and regressor values of a call, as hashable bytes (computed once per request)."""
+    return regressors.index.asi8.tobytes(), regressors[list(REGRESSORS)].to_numpy(dtype=float).tobytes()
+
+
 def _predict_at(
-    model, domain: str, kind: str, regressors: pd.DataFrame, levels: Sequence[float], field: str | None = None
+    model,
+    domain: str,
+    kind: str,
+    regressors: pd.DataFrame,
+    levels: Sequence[float],
+    field: str | None = None,
+    call: tuple[bytes, bytes] | None = None,
 ) -> np.ndarray:
     """:func:`_compute_at` through the loaded model's cache (the key is the whole call)."""
     forecaster = model.forecaster(domain, kind)
-    key = (domain, kind, "at", tuple(map(float, levels)), regressors.index.asi8.tobytes())
-    if forecaster.regressors_:
-        key += (regressors[list(REGRESSORS)].to_numpy(dtype=float).tobytes(),)
+    months, x = call or _call_key(regressors)
+    key = (domain, kind, "at", tuple(map(float, levels)), months, x if forecaster.regressors_ else b"")
     return model.cache.get_or_compute(key, lambda: _compute_at(forecaster, regressors, levels, field))
 
 
@@ -232,16 +242,21 @@ def _compute_at(
     return out
 
 
+def _regressor_lists(regressors: pd.DataFrame | tuple[list, list]) -> tuple[list, list]:
+    if isinstance(regressors, tuple):  # already converted (once per request, not per domain)
+        return regressors
+    return regressors[REGRESSORS[0]].tolist(), regressors[REGRESSORS[1]].tolist()
+
+
 def _rows(
     values: np.ndarray,
     months: Sequence[str],
-    regressors: pd.DataFrame,
+    regressors: pd.DataFrame | tuple[list, list],
     common: dict[str, Any],
     levels: Sequence[float],
 ) -> list[dict[str, Any]]:
     columns = interval_columns(levels)
-    lines = regressors[REGRESSORS[0]].tolist()
-    channels = regressors[REGRESSORS[1]].tolist()
+    lines, channels = _regressor_lists(regressors)
     out = []
     for month, vals, line, channel in zip(months, values.tolist(), lines, channels, strict=True):
         row = {"month": month, **common}
@@ -277,14 +292,18 @@ def predict(
     months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
     given = {name: [getattr(inst, name) for inst in instances] for name in REGRESSORS}
     regressors, assumption = _regressors(model, months, given)
+    # Computed once for all domains: the per-domain work is a cache look-up when answers repeat.
+    call, used, checked = _call_key(regressors), _regressor_lists(regressors), set()
     per_domain = []
     for domain in domains or DOMAINS:
         chosen = model.kind_for(domain, kind)
         _kind_available(model, domain, chosen, "kind")
-        _check_range(model, months, prefix, _first_month(model, chosen))
-        values = _predict_at(model, domain, chosen, regressors, levels, prefix)
+        if chosen not in checked:
+            _check_range(model, months, prefix, _first_month(model, chosen))
+            checked.add(chosen)
+        values = _predict_at(model, domain, chosen, regressors, levels, prefix, call)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
-        per_domain.append(_rows(values, month_strings, regressors, common, levels))
+        per_domain.append(_rows(values, month_strings, used, common, levels))
     rows = [row for group in zip(*per_domain, strict=True) for row in group]
     return rows, assumption
 
