@@ -19,18 +19,16 @@ from MLPipeline import eda
 from MLPipeline.artifacts import RunWriter, holdout_records, sha256_file
 from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, HOLDOUT_MONTHS, KINDS, REGRESSORS
 from MLPipeline.data import frame_sha256, load_workbook
-from MLPipeline.evaluation import backtest_origins, forecast_metrics, mean_metrics, rolling_origin
+from MLPipeline.evaluation import forecast_metrics
 from MLPipeline.forecaster import GPForecaster
 from MLPipeline.logs import timed_step
 from MLPipeline.months import format_month
 from MLPipeline.normality import normality_table
 from MLPipeline.preprocess import train_test_split
 from MLPipeline.report import render_report
+from MLPipeline.selection import choose_kind
 
 log = logging.getLogger("MLPipeline.pipeline")
-
-#: Metric that decides the preferred kind in the training-only backtest (lower is better).
-SELECTION_METRIC = "mase"
 
 
 @dataclass
@@ -48,48 +46,26 @@ def _fit(y: pd.Series, X: pd.DataFrame | None, kind: str) -> GPForecaster:
     return GPForecaster(kind=kind).fit(y, X)
 
 
-def _fit_predict(kind: str, levels):
-    def fit_predict(y_train, x_train, horizon, x_future):
-        return _fit(y_train, x_train, kind).predict(horizon, x_future, level=levels)
-
-    return fit_predict
-
-
 def _holdout_task(domain, kind, train, test, cfg: RunConfig):
-    """Fit on the training split; forecast the held-out months; run the training-only backtest."""
+    """Fit on the training split and forecast the held-out months."""
     X_train = train[list(REGRESSORS)] if cfg.use_regressors else None
     X_test = test[list(REGRESSORS)] if cfg.use_regressors else None
     model = _fit(train[domain], X_train, kind)
     forecast = model.predict(len(test), X_test, level=cfg.levels)
     metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
-    origins = backtest_origins(len(train), horizon=len(test), folds=2)
-    backtest = rolling_origin(train[domain], _fit_predict(kind, cfg.levels), origins=origins,
-                              horizon=len(test), X=X_train, levels=cfg.levels)
     frame = forecast.assign(actual=test[domain].to_numpy())
-    return (domain, kind), model, frame, metrics, backtest
+    return (domain, kind), model, frame, metrics
+
+
+def _selection_task(domain, train, cfg: RunConfig):
+    """The kind to serve for ``domain``, from a backtest inside the training split only."""
+    X_train = train[list(REGRESSORS)] if cfg.use_regressors else None
+    return domain, choose_kind(train[domain], X_train, kinds=KINDS)[1]
 
 
 def _final_task(domain, kind, frame, cfg: RunConfig):
     X = frame[list(REGRESSORS)] if cfg.use_regressors else None
     return (domain, kind), _fit(frame[domain], X, kind)
-
-
-def choose_kinds(backtests: dict[tuple[str, str], list[dict]], domains=DOMAINS) -> dict[str, dict]:
-    """Per domain: the kind with the lower mean backtest ``SELECTION_METRIC``, and why."""
-    selection = {}
-    for d in domains:
-        scores = {k: mean_metrics(backtests[(d, k)]) for k in KINDS if (d, k) in backtests}
-        best = min(scores, key=lambda k: scores[k].get(SELECTION_METRIC, float("inf")))
-        others = ", ".join(f"{k} {s[SELECTION_METRIC]:.3f}" for k, s in scores.items() if k != best)
-        selection[d] = {
-            "preferred": best,
-            "metric": SELECTION_METRIC,
-            "backtest": scores,
-            "origins": [r["origin"] for r in next(iter(backtests.values()))] if backtests else [],
-            "reason": f"lower mean training-backtest {SELECTION_METRIC.upper()}: {best} "
-            f"{scores[best][SELECTION_METRIC]:.3f} vs {others}",
-        }
-    return selection
 
 
 def run(cfg: RunConfig) -> dict:
@@ -115,15 +91,16 @@ def run(cfg: RunConfig) -> dict:
                     writer.add_file(path)
 
         tasks = [(d, k) for d in DOMAINS for k in KINDS]
-        with timed_step(log, "holdout fit + backtest", models=len(tasks)):
+        with timed_step(log, "holdout fit", models=len(tasks)):
             results = Parallel(n_jobs=cfg.n_jobs)(
                 delayed(_holdout_task)(d, k, train, test, cfg) for d, k in tasks
             )
-        holdout = {key: fc for key, _, fc, _, _ in results}
+        holdout = {key: fc for key, _, fc, _ in results}
         metrics: dict[str, dict] = {d: {} for d in DOMAINS}
-        for (d, k), _, _, m, _ in results:
+        for (d, k), _, _, m in results:
             metrics[d][k] = m
-        selection = choose_kinds({key: bt for key, _, _, _, bt in results})
+        with timed_step(log, "kind selection backtest", domains=len(DOMAINS)):
+            selection = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_selection_task)(d, train, cfg) for d in DOMAINS))
         for d in DOMAINS:
             log.info("%s: prefers %s (%s); holdout sMAPE level %.2f / difference %.2f", d,
                      selection[d]["preferred"], selection[d]["reason"], metrics[d]["level"]["smape"],
@@ -131,7 +108,7 @@ def run(cfg: RunConfig) -> dict:
 
         if cfg.plots:
             with timed_step(log, "forecast figures"):
-                for (d, k), _, fc, _, _ in results:
+                for (d, k), _, fc, _ in results:
                     path = eda.write_forecast_figure(
                         train[d], test[d], fc, f"{d}: {k} model, holdout forecast",
                         writer.run_dir / "figures" / f"holdout_{d}_{k}.png")

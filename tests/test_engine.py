@@ -61,7 +61,7 @@ def test_engine_end_to_end_on_sample(tmp_path, sample_path):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     steps = {line.get("step") for line in lines if "seconds" in line}
-    assert {"load", "normality", "eda figures", "holdout fit + backtest", "save"} <= steps
+    assert {"load", "normality", "eda figures", "holdout fit", "kind selection backtest", "save"} <= steps
     check_output(out, sample_path, plots=True)
 
 
