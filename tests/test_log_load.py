@@ -93,13 +93,15 @@ class Gunicorn:
         return [line for line in self.stdout_path.read_text().splitlines() if line.strip()]
 
 
-def fire(url: str, request_ids: list[str], timeout: float = 30) -> dict[str, tuple[int, dict | str]]:
-    """POST /predict once per id, spread over CLIENT_THREADS threads (a Session each).
+def fire(
+    url: str, request_ids: list[str], timeout: float = 30, threads: int = CLIENT_THREADS
+) -> dict[str, tuple[int, dict | str]]:
+    """POST /predict once per id, spread over ``threads`` client threads (a Session each).
 
     Returns id -> (status, JSON body); status 0 when the connection failed. A 200 whose
     X-Request-ID differs from the one sent counts as status -1.
     """
-    shares = [request_ids[i::CLIENT_THREADS] for i in range(CLIENT_THREADS)]
+    shares = [request_ids[i::threads] for i in range(threads)]
 
     def client(ids: list[str]) -> dict[str, tuple[int, dict | str]]:
         answers = {}
@@ -116,7 +118,7 @@ def fire(url: str, request_ids: list[str], timeout: float = 30) -> dict[str, tup
                 answers[rid] = (r.status_code if echoed else -1, r.json())
         return answers
 
-    with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         return {rid: answer for part in pool.map(client, shares) for rid, answer in part.items()}
 
 
