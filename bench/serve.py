@@ -42,6 +42,7 @@ from test_log_load import Gunicorn  # noqa: E402 - the tests' gunicorn driver, r
 
 from MLPipeline.config import DEFAULT_DATA_PATH, DOMAINS, SHARED_DATA_PATH, output_dir  # noqa: E402
 from MLPipeline.months import format_month  # noqa: E402
+from service.cache import configured_rows  # noqa: E402
 
 CONNECTIONS = (1, 8, 32)
 #: Distinct request bodies each load cycles through, so no endpoint answers one input only.
@@ -237,12 +238,14 @@ def main(argv=None) -> int:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "prediction_log": "sqlite",
+        "prediction_cache_rows": configured_rows(),
     }
     text = "\n".join([
         f"# Serving benchmark ({meta['finished']})", "",
         f"gunicorn -c gunicorn.conf.py, {args.workers} workers x {meta['threads_per_worker']} threads, "
         f"{meta['cpus']} CPUs, load generator: **{client}**, {args.seconds:g} s per cell, "
-        f"prediction log on (SQLite), model {meta['model_version']}.", "",
+        f"prediction log on (SQLite), answer cache {meta['prediction_cache_rows']:,} rows per worker "
+        f"(0 = off), up to {VARIANTS} distinct bodies cycled per endpoint, model {meta['model_version']}.", "",
         table(rows), "",
     ])  # fmt: skip
     print()

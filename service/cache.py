@@ -17,6 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +41,14 @@ class PredictionCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get_or_compute(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """The cached answer for ``key``, else ``compute()`` (outside the lock), stored."""
+    def get_or_compute(
+        self, key: Hashable, compute: Callable[[], Any], size: Callable[[Any], int] = len
+    ) -> Any:
+        """The cached answer for ``key``, else ``compute()`` (outside the lock), stored.
+
+        Arrays are copied and frozen; other values (a request's finished rows) are stored as
+        given and must not be changed by callers. ``size`` counts a value's rows for the bound.
+        """
         if self.max_rows <= 0:
             return compute()
         with self._lock:
@@ -49,17 +56,20 @@ class PredictionCache:
             if found is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
-                return found
+                return found[0]
             self.misses += 1
-        value = np.array(compute(), dtype=float)  # a private copy, then frozen
-        value.setflags(write=False)
-        if len(value) > self.max_rows:
+        value = compute()
+        if isinstance(value, np.ndarray):
+            value = np.array(value, dtype=float)  # a private copy, then frozen
+            value.setflags(write=False)
+        rows = size(value)
+        if rows > self.max_rows:
             return value
         with self._lock:
             if key not in self._entries:
-                self._entries[key] = value
-                self._rows += len(value)
+                self._entries[key] = (value, rows)
+                self._rows += rows
             while self._rows > self.max_rows:
-                _, old = self._entries.popitem(last=False)
-                self._rows -= len(old)
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._rows -= dropped
         return value

@@ -287,7 +287,25 @@ def predict(
 
     ``instances`` have ``month`` ("YYYY-MM") and optional ``phone_lines``/``channels``;
     ``prefix`` names the list in error fields ("instances" -> "instances[3].month").
+    A request seen before is answered from the model's cache without any pandas work (its
+    rows are copied, so callers may change them).
     """
+    key = (
+        "request",
+        tuple((inst.month, *(getattr(inst, name) for name in REGRESSORS)) for inst in instances),
+        tuple(domains or ()),
+        tuple(map(float, levels)),
+        kind,
+    )
+    rows, assumption = model.cache.get_or_compute(
+        key,
+        lambda: _predict(model, instances, domains=domains, levels=levels, kind=kind, prefix=prefix),
+        size=lambda value: len(value[0]),
+    )
+    return [dict(row) for row in rows], assumption
+
+
+def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[dict[str, Any]], str | None]:
     month_strings = [inst.month for inst in instances]
     months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
     given = {name: [getattr(inst, name) for inst in instances] for name in REGRESSORS}

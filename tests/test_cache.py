@@ -117,3 +117,20 @@ def test_the_cache_is_bounded_by_rows_and_least_recently_used_goes_first():
     off.get_or_compute("k", compute(1))
     off.get_or_compute("k", compute(1))
     assert len(off) == 0 and calls[-2:] == [1, 1]
+
+
+def test_a_repeated_request_gets_its_own_copy_of_the_cached_rows(app, bundle):  # noqa: F811
+    from types import SimpleNamespace
+
+    from service import inference
+
+    model = app.extensions[REGISTRY_KEY].current
+    instance = SimpleNamespace(month=month(bundle, 2), phone_lines=None, channels=7.0)
+    first, note = inference.predict(model, [instance])
+    first[0]["mean"] = -1.0  # a caller changing its answer must not change the next one
+    second, again = inference.predict(model, [instance])
+    assert second[0]["mean"] != -1.0 and again == note
+    fresh_rows, _ = inference._predict(
+        model, [instance], domains=None, levels=(80.0, 95.0), kind=None, prefix=None
+    )
+    assert second == fresh_rows
