@@ -335,7 +335,25 @@ def forecast(
     levels: Sequence[float] = (80.0, 95.0),
     kind: str | None = None,
 ) -> tuple[str, list[dict[str, Any]], str | None]:
-    """The path of the ``horizon`` months after the training window: (kind, rows, assumption)."""
+    """The path of the ``horizon`` months after the training window: (kind, rows, assumption).
+
+    Like :func:`predict`, a request seen before comes from the model's cache (rows copied).
+    """
+    given = (
+        None if regressors is None else tuple(tuple(getattr(r, n) for n in REGRESSORS) for r in regressors)
+    )
+    key = ("forecast", domain, horizon, given, tuple(map(float, levels)), kind)
+    chosen, rows, assumption = model.cache.get_or_compute(
+        key,
+        lambda: _forecast(model, domain, horizon, regressors=regressors, levels=levels, kind=kind),
+        size=lambda value: len(value[1]),
+    )
+    return chosen, [dict(row) for row in rows], assumption
+
+
+def _forecast(
+    model, domain, horizon, *, regressors, levels, kind
+) -> tuple[str, list[dict[str, Any]], str | None]:
     chosen = model.kind_for(domain, kind)
     _kind_available(model, domain, chosen, "kind")
     forecaster = model.forecaster(domain, chosen)

