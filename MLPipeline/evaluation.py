@@ -91,14 +91,6 @@ def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LE
     return out
 
 
-def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Average each metric over several forecasts (e.g. backtest origins)."""
-    if not rows:
-        return {}
-    keys = [k for k, v in rows[0].items() if isinstance(v, int | float)]
-    return {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
-
-
 def rolling_origin(
     y: pd.Series,
     fit_predict: Callable[[pd.Series, pd.DataFrame | None, int, pd.DataFrame | None], pd.DataFrame],

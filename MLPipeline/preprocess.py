@@ -1,19 +1,12 @@
-"""Time index and time-ordered train/test split."""
+"""Time-ordered train/test split (the forecaster turns months into its own time index)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from MLPipeline.config import HOLDOUT_MONTHS, MIN_MONTHS, SEASON_LENGTH
+from MLPipeline.config import HOLDOUT_MONTHS, MIN_MONTHS
 from MLPipeline.data import DataError
-from MLPipeline.months import month_ordinal
-
-
-def time_index(months: pd.DatetimeIndex, origin: pd.Timestamp | None = None) -> np.ndarray:
-    """Months -> years since ``origin`` (default: the first month) as floats: 0, 1/12, 2/12, ..."""
-    first = month_ordinal(origin if origin is not None else months[0])
-    return (np.array([month_ordinal(m) for m in months], dtype=float) - first) / SEASON_LENGTH
 
 
 def train_test_split(frame: pd.DataFrame, holdout: int = HOLDOUT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
