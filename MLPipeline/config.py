@@ -31,8 +31,9 @@ ORIGINAL_HEADERS: dict[str, str] = {
     "channels": "#noofchannels",
 }
 
-#: Model kinds: a GP on the level, and a GP on month-over-month differences.
-KINDS: tuple[str, ...] = ("level", "difference")
+#: Model kinds trained and served: a GP on the level, a GP on month-over-month differences, and
+#: the ensemble averaging them with a Box–Cox level GP (see MLPipeline.forecaster).
+KINDS: tuple[str, ...] = ("level", "difference", "ensemble")
 
 SEASON_LENGTH = 12  # months in a year: the periodic component and MASE scaling
 HOLDOUT_MONTHS = 12  # last months held out for evaluation by default

@@ -52,6 +52,11 @@ ENSEMBLE_MEMBERS: tuple[tuple[str, str | None, bool], ...] = (
 CALIBRATION_FOLDS = 3  # yearly origins inside the training window for conformal widening
 
 
+def default_calibration(kind: str) -> bool:
+    """Whether ``calibrate=None`` widens intervals for ``kind``: the level GP's own are too narrow."""
+    return kind == "level"
+
+
 def level_label(level: float) -> str:
     """Column suffix for an interval level: 80 -> '80', 97.5 -> '97.5'."""
     return f"{float(level):g}"
@@ -219,7 +224,7 @@ class GPForecaster:
         self.log_marginal_likelihood_ = float(self.gp_.log_marginal_likelihood_value_)
         self.log_posterior_ = float(self.gp_.log_posterior_value_)
         self._scaled = pd.Series(scaled, index=months)
-        calibrate = (self.kind == "level") if self.calibrate is None else bool(self.calibrate)
+        calibrate = default_calibration(self.kind) if self.calibrate is None else bool(self.calibrate)
         if calibrate:
             self.calibration_ = self._conformal(X)
         return self
@@ -430,6 +435,16 @@ class GPForecaster:
         keep = pos >= 0
         values[pos[keep]] = given.to_numpy(dtype=float)[keep]
         return values
+
+    def first_month(self) -> pd.Timestamp:
+        """The earliest month :meth:`predict_at` answers (month-start Timestamp).
+
+        A difference model, alone or as an ensemble member, needs the previous observed month,
+        so it starts one month after the training window does.
+        """
+        self._check_fitted()
+        kinds = {self.kind, *(m.kind for m in self.members_)}
+        return self.train_start_ + pd.offsets.MonthBegin(1 if "difference" in kinds else 0)
 
     # ------------------------------------------------------------------ report
     def describe(self) -> dict:

@@ -20,7 +20,7 @@ from MLPipeline.artifacts import RunWriter, holdout_records, sha256_file
 from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, HOLDOUT_MONTHS, KINDS, REGRESSORS
 from MLPipeline.data import frame_sha256, load_workbook
 from MLPipeline.evaluation import forecast_metrics
-from MLPipeline.forecaster import GPForecaster
+from MLPipeline.forecaster import GPForecaster, default_calibration
 from MLPipeline.logs import timed_step
 from MLPipeline.months import format_month
 from MLPipeline.normality import normality_table
@@ -42,30 +42,46 @@ class RunConfig:
     n_jobs: int = 2
 
 
-def _fit(y: pd.Series, X: pd.DataFrame | None, kind: str) -> GPForecaster:
-    return GPForecaster(kind=kind).fit(y, X)
+def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None) -> dict[str, GPForecaster]:
+    """One fitted model per kind in ``KINDS``, each GP fitted once.
+
+    The ensemble's members that are the plain level and difference models (no transform, the
+    kind's default calibration) are served as those kinds, instead of fitting them again.
+    """
+    ensemble = GPForecaster(kind="ensemble").fit(y, X) if "ensemble" in KINDS else None
+    members = ensemble.members_ if ensemble is not None else []
+    models = {}
+    for kind in KINDS:
+        if kind == "ensemble":
+            models[kind] = ensemble
+            continue
+        same = [m for m in members if m.kind == kind and m.transform is None
+                and bool(m.calibrate) == default_calibration(kind)]
+        models[kind] = same[0] if same else GPForecaster(kind=kind).fit(y, X)
+    return models
 
 
-def _holdout_task(domain, kind, train, test, cfg: RunConfig):
-    """Fit on the training split and forecast the held-out months."""
-    X_train = train[list(REGRESSORS)] if cfg.use_regressors else None
-    X_test = test[list(REGRESSORS)] if cfg.use_regressors else None
-    model = _fit(train[domain], X_train, kind)
-    forecast = model.predict(len(test), X_test, level=cfg.levels)
-    metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
-    frame = forecast.assign(actual=test[domain].to_numpy())
-    return (domain, kind), model, frame, metrics
+def _regressors(frame: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame | None:
+    return frame[list(REGRESSORS)] if cfg.use_regressors else None
+
+
+def _holdout_task(domain, train, test, cfg: RunConfig):
+    """Fit every kind on the training split and forecast the held-out months."""
+    out = []
+    for kind, model in fit_kinds(train[domain], _regressors(train, cfg)).items():
+        forecast = model.predict(len(test), _regressors(test, cfg), level=cfg.levels)
+        metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
+        out.append(((domain, kind), model, forecast.assign(actual=test[domain].to_numpy()), metrics))
+    return out
 
 
 def _selection_task(domain, train, cfg: RunConfig):
     """The kind to serve for ``domain``, from a backtest inside the training split only."""
-    X_train = train[list(REGRESSORS)] if cfg.use_regressors else None
-    return domain, choose_kind(train[domain], X_train, kinds=KINDS)[1]
+    return domain, choose_kind(train[domain], _regressors(train, cfg), kinds=KINDS)[1]
 
 
-def _final_task(domain, kind, frame, cfg: RunConfig):
-    X = frame[list(REGRESSORS)] if cfg.use_regressors else None
-    return (domain, kind), _fit(frame[domain], X, kind)
+def _final_task(domain, frame, cfg: RunConfig):
+    return [((domain, kind), model) for kind, model in fit_kinds(frame[domain], _regressors(frame, cfg)).items()]
 
 
 def run(cfg: RunConfig) -> dict:
@@ -90,11 +106,10 @@ def run(cfg: RunConfig) -> dict:
                 for path in eda.write_eda_figures(frame, writer.run_dir / "figures"):
                     writer.add_file(path)
 
-        tasks = [(d, k) for d in DOMAINS for k in KINDS]
-        with timed_step(log, "holdout fit", models=len(tasks)):
-            results = Parallel(n_jobs=cfg.n_jobs)(
-                delayed(_holdout_task)(d, k, train, test, cfg) for d, k in tasks
-            )
+        n_models = len(DOMAINS) * len(KINDS)
+        with timed_step(log, "holdout fit", models=n_models):
+            per_domain = Parallel(n_jobs=cfg.n_jobs)(delayed(_holdout_task)(d, train, test, cfg) for d in DOMAINS)
+        results = [result for domain_results in per_domain for result in domain_results]
         holdout = {key: fc for key, _, fc, _ in results}
         metrics: dict[str, dict] = {d: {} for d in DOMAINS}
         for (d, k), _, _, m in results:
@@ -102,9 +117,8 @@ def run(cfg: RunConfig) -> dict:
         with timed_step(log, "kind selection backtest", domains=len(DOMAINS)):
             selection = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_selection_task)(d, train, cfg) for d in DOMAINS))
         for d in DOMAINS:
-            log.info("%s: prefers %s (%s); holdout sMAPE level %.2f / difference %.2f", d,
-                     selection[d]["preferred"], selection[d]["reason"], metrics[d]["level"]["smape"],
-                     metrics[d]["difference"]["smape"])
+            log.info("%s: prefers %s (%s); holdout sMAPE %s", d, selection[d]["preferred"],
+                     selection[d]["reason"], " / ".join(f"{k} {metrics[d][k]['smape']:.2f}" for k in KINDS))
 
         if cfg.plots:
             with timed_step(log, "forecast figures"):
@@ -114,8 +128,9 @@ def run(cfg: RunConfig) -> dict:
                         writer.run_dir / "figures" / f"holdout_{d}_{k}.png")
                     writer.add_file(path)
 
-        with timed_step(log, "final fit on all months", models=len(tasks)):
-            finals = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, k, frame, cfg) for d, k in tasks))
+        with timed_step(log, "final fit on all months", models=n_models):
+            finals = dict(pair for pairs in Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, frame, cfg)
+                                                                    for d in DOMAINS) for pair in pairs)
         with timed_step(log, "save"):
             for (d, k), model in finals.items():
                 writer.write_model(d, k, model)

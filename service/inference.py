@@ -163,9 +163,9 @@ def _check_range(model, months: pd.DatetimeIndex, prefix: str | None, kind_first
         )
 
 
-def _first_month(model, kind: str) -> pd.Timestamp:
-    # The difference model needs the previous observed month, so it starts one month later.
-    return model.first_month + pd.DateOffset(months=1 if kind == "difference" else 0)
+def _first_month(model, domain: str, kind: str) -> pd.Timestamp:
+    # A model with a difference part needs the previous observed month, so it starts one month later.
+    return model.forecaster(domain, kind).first_month()
 
 
 def _occurrences(keys: list[Any]) -> np.ndarray:
@@ -317,7 +317,7 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
         chosen = model.kind_for(domain, kind)
         _kind_available(model, domain, chosen, "kind")
         if chosen not in checked:
-            _check_range(model, months, prefix, _first_month(model, chosen))
+            _check_range(model, months, prefix, _first_month(model, domain, chosen))
             checked.add(chosen)
         values = _predict_at(model, domain, chosen, regressors, levels, prefix, call)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
@@ -398,7 +398,7 @@ def anomalies(
     _kind_available(model, domain, chosen, "kind")
     month_strings = [obs.month for obs in observations]
     months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
-    _check_range(model, months, "observations", _first_month(model, chosen))
+    _check_range(model, months, "observations", _first_month(model, domain, chosen))
     given = {name: [getattr(obs, name) for obs in observations] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
     values = _predict_at(model, domain, chosen, x, [level], "observations")

@@ -14,7 +14,7 @@ import pytest
 from conftest import require
 from test_gunicorn import server  # noqa: F401 - fixture: gunicorn on a free loopback port
 
-from MLPipeline.config import DOMAINS
+from MLPipeline.config import DOMAINS, KINDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -132,7 +132,7 @@ def test_form_shows_forecast_rows_with_intervals(server, browser, tmp_path):  # 
     cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
     assert [c[0] for c in cells] == list(DOMAINS)
     for _domain, kind, row_month, mean, band80, band95, lines, channels in cells:
-        assert row_month == month and kind in ("level", "difference")
+        assert row_month == month and kind in KINDS
         low80, high80 = (float(v.replace(",", "")) for v in band80.split(" – "))
         low95, high95 = (float(v.replace(",", "")) for v in band95.split(" – "))
         assert low95 <= low80 <= float(mean.replace(",", "")) <= high80 <= high95

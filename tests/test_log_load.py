@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from test_metrics import samples, value
 from test_store import pg_schema_url  # noqa: F401 - fixture
 
-from MLPipeline.config import DOMAINS, PROJECT_ROOT
+from MLPipeline.config import DOMAINS, KINDS, PROJECT_ROOT
 from service import store
 
 pytestmark = pytest.mark.slow
@@ -175,7 +175,7 @@ def test_every_prediction_is_logged_once_and_counted_across_workers(trained_outp
     assert value(scraped, "callcenter_http_request_duration_seconds_count", **labels) == REQUESTS
     by_domain = {
         d: sum(
-            value(scraped, "callcenter_predictions_total", domain=d, kind=k) for k in ("level", "difference")
+            value(scraped, "callcenter_predictions_total", domain=d, kind=k) for k in KINDS
         )
         for d in DOMAINS
     }
@@ -251,6 +251,5 @@ def test_a_database_outage_mid_load_gives_503_and_loses_no_row(trained_output, t
     assert_one_row_per_prediction(logged_rows(database["url"]), served)
     assert value(scraped, "callcenter_prediction_log_write_failures_total") == statuses[503]
     assert sum(
-        value(scraped, "callcenter_predictions_total", domain="Banking", kind=k)
-        for k in ("level", "difference")
+        value(scraped, "callcenter_predictions_total", domain="Banking", kind=k) for k in KINDS
     ) == len(served)
