@@ -14,7 +14,7 @@ from pathlib import Path
 from MLPipeline.config import DEFAULT_DATA_PATH, DEFAULT_OUTPUT_DIR, HOLDOUT_MONTHS
 from MLPipeline.data import DataError
 from MLPipeline.logs import LOG_FORMATS, configure_logging
-from MLPipeline.pipeline import RunConfig, run
+from MLPipeline.pipeline import REGRESSOR_MODES, RunConfig, run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,7 +23,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT_DIR, help="model directory")
     parser.add_argument("--holdout", type=int, default=HOLDOUT_MONTHS, help="months held out for evaluation")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
-    parser.add_argument("--no-regressors", action="store_true", help="fit univariate models")
+    parser.add_argument("--regressors", choices=REGRESSOR_MODES, default="auto",
+                        help="use phone lines and channels: per domain where the training backtest says they "
+                             "help (auto), always, or never")
+    parser.add_argument("--no-regressors", dest="regressors", action="store_const", const="never",
+                        help="same as --regressors never")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument("--jobs", type=int, default=2, help="parallel model fits")
     return parser.parse_args(argv)
@@ -33,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_format)
     cfg = RunConfig(data_path=args.data, output_dir=args.output, holdout=args.holdout, plots=not args.no_plots,
-                    use_regressors=not args.no_regressors, n_jobs=max(1, args.jobs))
+                    regressors=args.regressors, n_jobs=max(1, args.jobs))
     try:
         manifest = run(cfg)
     except DataError as exc:

@@ -31,15 +31,24 @@ from MLPipeline.selection import choose_kind
 log = logging.getLogger("MLPipeline.pipeline")
 
 
+REGRESSOR_MODES = ("auto", "always", "never")
+
+
 @dataclass
 class RunConfig:
     data_path: Path
     output_dir: Path
     holdout: int = HOLDOUT_MONTHS
     plots: bool = True
-    use_regressors: bool = True
+    #: "auto": per domain, use the regressors only where the training backtest says they help;
+    #: "always" / "never": for every domain.
+    regressors: str = "auto"
     levels: tuple[float, ...] = DEFAULT_LEVELS
     n_jobs: int = 2
+
+    def __post_init__(self):
+        if self.regressors not in REGRESSOR_MODES:
+            raise ValueError(f"regressors must be one of {', '.join(REGRESSOR_MODES)}, got {self.regressors!r}")
 
 
 def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None) -> dict[str, GPForecaster]:
@@ -61,27 +70,54 @@ def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None) -> dict[str, GPForeca
     return models
 
 
-def _regressors(frame: pd.DataFrame, cfg: RunConfig) -> pd.DataFrame | None:
-    return frame[list(REGRESSORS)] if cfg.use_regressors else None
+def _regressors(frame: pd.DataFrame, use: bool) -> pd.DataFrame | None:
+    return frame[list(REGRESSORS)] if use else None
 
 
-def _holdout_task(domain, train, test, cfg: RunConfig):
+def _holdout_task(domain, train, test, use_x: bool, cfg: RunConfig):
     """Fit every kind on the training split and forecast the held-out months."""
     out = []
-    for kind, model in fit_kinds(train[domain], _regressors(train, cfg)).items():
-        forecast = model.predict(len(test), _regressors(test, cfg), level=cfg.levels)
+    for kind, model in fit_kinds(train[domain], _regressors(train, use_x)).items():
+        forecast = model.predict(len(test), _regressors(test, use_x), level=cfg.levels)
         metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
         out.append(((domain, kind), model, forecast.assign(actual=test[domain].to_numpy()), metrics))
     return out
 
 
+def _best_score(details: dict) -> float | None:
+    scores = details["backtest"].get(details["preferred"])
+    return None if scores is None else scores[details["metric"]]
+
+
 def _selection_task(domain, train, cfg: RunConfig):
-    """The kind to serve for ``domain``, from a backtest inside the training split only."""
-    return domain, choose_kind(train[domain], _regressors(train, cfg), kinds=KINDS)[1]
+    """Kind and regressor use for ``domain``, from backtests inside the training split only.
+
+    With ``regressors="auto"`` the univariate models are kept unless the regressors improve the
+    preferred kind's backtest score by more than the selection margin (simpler model wins ties).
+    """
+    y = train[domain]
+    if cfg.regressors != "auto":
+        use_x = cfg.regressors == "always"
+        details = choose_kind(y, _regressors(train, use_x), kinds=KINDS)[1]
+        return domain, {**details, "uses_regressors": use_x, "regressor_reason": f"regressors={cfg.regressors}"}
+    plain = choose_kind(y, None, kinds=KINDS)[1]
+    with_x = choose_kind(y, _regressors(train, True), kinds=KINDS)[1]
+    without, within = _best_score(plain), _best_score(with_x)
+    if without is None or within is None:
+        return domain, {**plain, "uses_regressors": False,
+                        "regressor_reason": "no backtest origin: univariate models"}
+    use_x = within < without * (1 - plain["margin"])
+    metric = plain["metric"].upper()
+    reason = (f"training-backtest {metric} with regressors {within:.3f} ({with_x['preferred']}) vs without "
+              f"{without:.3f} ({plain['preferred']}): "
+              + ("regressors used" if use_x else f"univariate (regressors do not help by more than {plain['margin']:.0%})"))
+    chosen = with_x if use_x else plain
+    return domain, {**chosen, "uses_regressors": use_x, "regressor_reason": reason,
+                    "backtest_other": (plain if use_x else with_x)["backtest"]}
 
 
-def _final_task(domain, frame, cfg: RunConfig):
-    return [((domain, kind), model) for kind, model in fit_kinds(frame[domain], _regressors(frame, cfg)).items()]
+def _final_task(domain, frame, use_x: bool):
+    return [((domain, kind), model) for kind, model in fit_kinds(frame[domain], _regressors(frame, use_x)).items()]
 
 
 def run(cfg: RunConfig) -> dict:
@@ -106,19 +142,24 @@ def run(cfg: RunConfig) -> dict:
                 for path in eda.write_eda_figures(frame, writer.run_dir / "figures"):
                     writer.add_file(path)
 
+        # Selection first: it decides, per domain, whether the evaluated and served models use regressors.
+        with timed_step(log, "selection backtest", domains=len(DOMAINS)):
+            selection = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_selection_task)(d, train, cfg) for d in DOMAINS))
+        use_x = {d: selection[d]["uses_regressors"] for d in DOMAINS}
         n_models = len(DOMAINS) * len(KINDS)
         with timed_step(log, "holdout fit", models=n_models):
-            per_domain = Parallel(n_jobs=cfg.n_jobs)(delayed(_holdout_task)(d, train, test, cfg) for d in DOMAINS)
+            per_domain = Parallel(n_jobs=cfg.n_jobs)(
+                delayed(_holdout_task)(d, train, test, use_x[d], cfg) for d in DOMAINS
+            )
         results = [result for domain_results in per_domain for result in domain_results]
         holdout = {key: fc for key, _, fc, _ in results}
         metrics: dict[str, dict] = {d: {} for d in DOMAINS}
         for (d, k), _, _, m in results:
             metrics[d][k] = m
-        with timed_step(log, "kind selection backtest", domains=len(DOMAINS)):
-            selection = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_selection_task)(d, train, cfg) for d in DOMAINS))
         for d in DOMAINS:
-            log.info("%s: prefers %s (%s); holdout sMAPE %s", d, selection[d]["preferred"],
-                     selection[d]["reason"], " / ".join(f"{k} {metrics[d][k]['smape']:.2f}" for k in KINDS))
+            log.info("%s: prefers %s (%s); %s; holdout sMAPE %s", d, selection[d]["preferred"],
+                     selection[d]["reason"], selection[d]["regressor_reason"],
+                     " / ".join(f"{k} {metrics[d][k]['smape']:.2f}" for k in KINDS))
 
         if cfg.plots:
             with timed_step(log, "forecast figures"):
@@ -129,7 +170,7 @@ def run(cfg: RunConfig) -> dict:
                     writer.add_file(path)
 
         with timed_step(log, "final fit on all months", models=n_models):
-            finals = dict(pair for pairs in Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, frame, cfg)
+            finals = dict(pair for pairs in Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, frame, use_x[d])
                                                                     for d in DOMAINS) for pair in pairs)
         with timed_step(log, "save"):
             for (d, k), model in finals.items():
@@ -151,7 +192,8 @@ def run(cfg: RunConfig) -> dict:
                             "end": format_month(test.index[-1])},
                 "domains": list(DOMAINS),
                 "kinds": list(KINDS),
-                "regressors": list(REGRESSORS) if cfg.use_regressors else [],
+                "regressors": list(REGRESSORS),
+                "uses_regressors": use_x,
                 "levels": list(cfg.levels),
                 "preferred": {d: selection[d]["preferred"] for d in DOMAINS},
                 "selection": selection,

@@ -26,8 +26,9 @@ def render_report(manifest: dict, normality: dict, version: str, *, plots: bool 
         f"Trained at {manifest['trained_at']} on `{data['source']}` ({data['n_months']} months, "
         f"{window['start']}..{window['end']}; data sha256 `{data['data_sha256'][:12]}`). "
         f"Held out the last {holdout['months']} months ({holdout['start']}..{holdout['end']}) for evaluation; "
-        "the saved models are refitted on all months. Regressors: "
-        f"{', '.join(manifest['regressors']) or 'none'}.",
+        "the saved models are refitted on all months. Regressors ("
+        f"{', '.join(manifest['regressors'])}) used for: "
+        f"{', '.join(d for d in DOMAINS if manifest['uses_regressors'][d]) or 'no domain'}.",
         "",
         "## Holdout metrics",
         "",
@@ -45,7 +46,8 @@ def render_report(manifest: dict, normality: dict, version: str, *, plots: bool 
 
     out += ["## Why each kind was preferred", "",
             "Chosen on a backtest inside the training split (the held-out months are not used).", ""]
-    out += [f"- **{d}**: {manifest['selection'][d]['reason']}" for d in DOMAINS]
+    out += [f"- **{d}**: {manifest['selection'][d]['reason']}; {manifest['selection'][d]['regressor_reason']}"
+            for d in DOMAINS]
 
     out += ["", "## Normality tests", "",
             "p-values of Shapiro–Wilk (SW), D'Agostino K² (K2) and Jarque–Bera (JB); p < 0.05 rejects normality.",

@@ -43,9 +43,13 @@ def sample_frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def trained_output(tmp_path_factory, sample_path) -> Path:
-    """A session-wide Output directory trained on the shipped sample (no figures)."""
+    """A session-wide Output directory trained on the shipped sample (no figures).
+
+    Every model uses the regressors (``regressors="always"``), so the service's regressor
+    handling is exercised; on the sample the Engine's default ("auto") would drop them.
+    """
     out = tmp_path_factory.mktemp("trained") / "Output"
-    run(RunConfig(data_path=sample_path, output_dir=out, plots=False))
+    run(RunConfig(data_path=sample_path, output_dir=out, plots=False, regressors="always"))
     return out
 
 

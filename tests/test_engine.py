@@ -46,8 +46,12 @@ def check_output(out: Path, data_path: Path, *, plots: bool) -> dict:
     report = (run_dir / "report.md").read_text()
     assert all(d in report for d in DOMAINS) and "sMAPE" in report and "Shapiro" in report
     assert set(manifest["preferred"]) == set(DOMAINS) and set(manifest["preferred"].values()) <= set(KINDS)
+    bundle = load_bundle(out)
     for d in DOMAINS:
-        assert manifest["selection"][d]["reason"]
+        assert manifest["selection"][d]["reason"] and manifest["selection"][d]["regressor_reason"]
+        # Every served kind of a domain follows the domain's regressor decision.
+        uses = manifest["uses_regressors"][d]
+        assert {bundle.models[(d, k)].regressors_ for k in KINDS} == {tuple(REGRESSORS) if uses else ()}
         for k in KINDS:
             m = manifest["metrics"][d][k]
             assert 0 <= m["smape"] <= 200 and m["mase"] > 0 and 0 <= m["coverage_95"] <= 1
@@ -61,7 +65,7 @@ def test_engine_end_to_end_on_sample(tmp_path, sample_path):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     steps = {line.get("step") for line in lines if "seconds" in line}
-    assert {"load", "normality", "eda figures", "holdout fit", "kind selection backtest", "save"} <= steps
+    assert {"load", "normality", "eda figures", "holdout fit", "selection backtest", "save"} <= steps
     check_output(out, sample_path, plots=True)
 
 
@@ -77,8 +81,9 @@ def test_engine_on_real_workbook_and_reload_equality(tmp_path, real_path):
     months = ["2019-06", "2021-01", "2021-06"]
     X = pd.DataFrame({"phone_lines": [3.0, 4.0, 2.0], "channels": [2.0, 1.0, 3.0]},
                      index=pd.DatetimeIndex(months))
+    X_train = frame[list(REGRESSORS)] if manifest["uses_regressors"]["Telecom"] else None
     for kind in KINDS:
-        refit = GPForecaster(kind=kind).fit(frame["Telecom"], frame[list(REGRESSORS)])
+        refit = GPForecaster(kind=kind).fit(frame["Telecom"], X_train)
         served = bundle.models[("Telecom", kind)]
         np.testing.assert_allclose(served.predict_at(months, X).to_numpy(),
                                    refit.predict_at(months, X).to_numpy(), rtol=1e-6)
