@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.linalg import solve_triangular
+from sklearn.gaussian_process import GaussianProcessRegressor
 
 from MLPipeline.config import KINDS, MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
 from MLPipeline.gp import MAPGaussianProcessRegressor
@@ -51,6 +54,10 @@ ENSEMBLE_MEMBERS: tuple[tuple[str, str | None, bool], ...] = (
     ("difference", None, False),
 )
 CALIBRATION_FOLDS = 3  # yearly origins inside the training window for conformal widening
+try:  # how scikit-learn stores the Cholesky factor; without it predictions use gp_.predict
+    from sklearn.gaussian_process._gpr import GPR_CHOLESKY_LOWER
+except ImportError:  # pragma: no cover - another scikit-learn layout
+    GPR_CHOLESKY_LOWER = None
 
 
 def level_label(level: float) -> str:
@@ -494,8 +501,34 @@ class GPForecaster:
     def _unscale(self, mean, cov_or_var):
         return mean * self.target_scale_ + self.target_mean_, cov_or_var * self.target_scale_**2
 
+    def _gp_predict(self, design: np.ndarray, *, cov: bool = False):
+        """``gp_.predict(design, return_std=True)`` (or ``return_cov=True``) without scikit-learn's
+        per-call input validation, a third of a small call: the same arithmetic on the same fitted
+        state, so the same numbers (tests/test_forecaster_predict.py). Any other regressor class,
+        or a scikit-learn without that state, goes through ``predict`` itself."""
+        gp = self.gp_
+        plain = type(gp).predict is GaussianProcessRegressor.predict and GPR_CHOLESKY_LOWER is not None
+        if not (plain and all(hasattr(gp, a) for a in ("L_", "alpha_", "_y_train_std", "_y_train_mean"))):
+            return gp.predict(design, return_std=not cov, return_cov=cov)
+        k_trans = gp.kernel_(design, gp.X_train_)
+        mean = gp._y_train_std * (k_trans @ gp.alpha_) + gp._y_train_mean
+        if mean.ndim > 1 and mean.shape[1] == 1:
+            mean = np.squeeze(mean, axis=1)
+        v = solve_triangular(gp.L_, k_trans.T, lower=GPR_CHOLESKY_LOWER, check_finite=False)
+        if cov:
+            covariance = gp.kernel_(design) - v.T @ v
+            covariance = np.outer(covariance, gp._y_train_std**2).reshape(*covariance.shape, -1)
+            return mean, np.squeeze(covariance, axis=2) if covariance.shape[2] == 1 else covariance
+        var = gp.kernel_.diag(design).copy()
+        var -= np.einsum("ij,ji->i", v.T, v)
+        if np.any(var < 0):
+            warnings.warn("Predicted variances smaller than 0. Setting those variances to 0.", stacklevel=2)
+            var[var < 0] = 0.0
+        var = np.outer(var, gp._y_train_std**2).reshape(*var.shape, -1)
+        return mean, np.sqrt(np.squeeze(var, axis=1) if var.shape[1] == 1 else var)
+
     def _predict_level(self, months, x):
-        mean, std = self.gp_.predict(self._design(months, x), return_std=True)
+        mean, std = self._gp_predict(self._design(months, x))
         return self._unscale(mean, std**2)
 
     def _predict_difference(self, months, x, X):
@@ -511,7 +544,7 @@ class GPForecaster:
         past = ordinals <= last
         if past.any():
             pm = ordinals[past]
-            step_mean, step_std = self.gp_.predict(self._design(pm, None if x is None else x[past]), return_std=True)
+            step_mean, step_std = self._gp_predict(self._design(pm, None if x is None else x[past]))
             step_mean, step_var = self._unscale(step_mean, step_std**2)
             previous = scaled[pm - 1 - first]
             mean[past], var[past] = previous + step_mean, step_var
@@ -519,7 +552,7 @@ class GPForecaster:
             steps = int(ordinals.max() - last)
             path = np.arange(last + 1, last + 1 + steps, dtype=np.int64)
             x_path = self._path_regressors(path, X) if self.regressors_ else None
-            step_mean, step_cov = self.gp_.predict(self._design(path, x_path), return_cov=True)
+            step_mean, step_cov = self._gp_predict(self._design(path, x_path), cov=True)
             step_mean, step_cov = self._unscale(step_mean, step_cov)
             # Level k steps ahead = last value + sum of the k steps: mean cumsum, variance = sum of the
             # top-left k x k block of the step covariance (correlated steps, not just the diagonal).
