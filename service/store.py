@@ -9,7 +9,8 @@ Where the data lives:
   psycopg 3 driver (``postgresql+psycopg://``).
 - otherwise SQLite in ``$PREDICTION_DB_DIR/predictions.db``, by default ``var/`` beside the
   model directory (``<OUTPUT_DIR>/../var``). WAL mode + busy timeout make it safe for several
-  gunicorn workers on one host.
+  gunicorn workers on one host; each worker checkpoints the WAL in a background thread (see
+  CHECKPOINT_EVERY_S), not in the requests.
 
 The schema is versioned with Alembic (``service/migrations``) and upgraded at start-up by every
 worker; a lock (PostgreSQL advisory lock, a file lock beside the SQLite file) makes concurrent
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,11 @@ PG_STATEMENT_TIMEOUT_MS = 10_000  # per statement, for requests; migrations lift
 MIGRATION_LOCK_KEY = 7_238_451_002  # arbitrary, fixed pg_advisory_xact_lock key for this schema
 INTERVAL_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
 MAX_PAGE = 1000
+#: SQLite: a background thread per worker moves the write-ahead log into the database file this
+#: often (when something was written), so no request waits for a checkpoint and its fsync.
+CHECKPOINT_EVERY_S = 1.0
+#: ...and a writer still checkpoints if the log ever reaches this many pages (~40 MB) without one.
+SAFETY_CHECKPOINT_PAGES = 10_000
 
 metadata = sa.MetaData()
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -132,6 +139,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a commit survives a process crash; no fsync per request.
     cursor.execute("PRAGMA synchronous = NORMAL")
+    # Checkpoints run in PredictionLog's background thread; this is only the safety net.
+    cursor.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_CHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -353,6 +362,9 @@ class PredictionLog:
         self._pid: int | None = None
         self._schema_ready = False
         self._lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._written = threading.Event()
+        self._closed = False
 
     @property
     def backend(self) -> str:
@@ -388,6 +400,7 @@ class PredictionLog:
             ) from exc
 
     def dispose(self) -> None:
+        self._closed = True  # the checkpoint thread ends after its current sleep
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
@@ -412,6 +425,41 @@ class PredictionLog:
             metrics.count_log_write_failure()
             raise
         metrics.count_predictions(rows)
+        self._after_write()
+
+    def _after_write(self) -> None:
+        """Wake (or start, in this process) the SQLite checkpoint thread."""
+        if self.backend != "sqlite":
+            return
+        self._written.set()
+        self._closed = False
+        thread = self._checkpointer
+        if thread is None or not thread.is_alive():  # none yet, or a forked child's copy
+            with self._lock:
+                thread = self._checkpointer
+                if thread is None or not thread.is_alive():
+                    thread = threading.Thread(
+                        target=self._checkpoint_loop, name="prediction-log-checkpoint", daemon=True
+                    )
+                    thread.start()
+                    self._checkpointer = thread
+
+    def _checkpoint_loop(self) -> None:
+        """Move the WAL into the database file after writes, off the requests' path (PASSIVE: it
+        never blocks a writer). A failure is logged; the next write tries again, and a writer
+        checkpoints by itself past SAFETY_CHECKPOINT_PAGES."""
+        while True:
+            time.sleep(CHECKPOINT_EVERY_S)
+            if self._closed:
+                return
+            if not self._written.is_set():
+                continue
+            self._written.clear()
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("prediction log checkpoint failed: %s", _reason(exc))
 
     def upsert_actuals(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Insert or replace observed values per (month, domain); returns how many were stored."""
