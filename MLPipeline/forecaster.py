@@ -27,12 +27,16 @@ prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training d
 
 from __future__ import annotations
 
+import functools
 import numbers
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.linalg import solve_triangular
+from sklearn.gaussian_process import GaussianProcessRegressor
 
 from MLPipeline.config import KINDS, MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
 from MLPipeline.gp import MAPGaussianProcessRegressor
@@ -50,6 +54,10 @@ ENSEMBLE_MEMBERS: tuple[tuple[str, str | None, bool], ...] = (
     ("difference", None, False),
 )
 CALIBRATION_FOLDS = 3  # yearly origins inside the training window for conformal widening
+try:  # how scikit-learn stores the Cholesky factor; without it predictions use gp_.predict
+    from sklearn.gaussian_process._gpr import GPR_CHOLESKY_LOWER
+except ImportError:  # pragma: no cover - another scikit-learn layout
+    GPR_CHOLESKY_LOWER = None
 
 
 def default_calibration(kind: str) -> bool:
@@ -115,13 +123,54 @@ def _finite_values(values: np.ndarray, index: pd.DatetimeIndex, what: str) -> No
         )
 
 
-def _as_months(months) -> pd.DatetimeIndex:
+_EPOCH = 1970 * 12  # month ordinal of 1970-01, where datetime64[M] counts from
+
+
+@functools.lru_cache(maxsize=4096)
+def _string_ordinal(value: str) -> int:
+    # cached: requests repeat the same few month strings, and parsing one costs microseconds
+    return month_ordinal(parse_month(value))
+
+
+def _month_ordinals(months) -> np.ndarray:
+    """``months`` (as predict_at accepts them) as integer month ordinals, validated like parse_month.
+
+    A naive DatetimeIndex (what the service and the pipeline pass) is converted in one step;
+    anything else element by element.
+    """
+    if isinstance(months, pd.DatetimeIndex) and months.tz is None:
+        if not len(months):
+            raise ValueError("months is empty: pass at least one month")
+        if months.hasnans:
+            raise ValueError("month is missing")
+        return months.to_numpy().astype("datetime64[M]").astype(np.int64) + _EPOCH
     if isinstance(months, str | pd.Timestamp) or not isinstance(months, Iterable):
         months = [months]
-    parsed = [parse_month(m) for m in months]
-    if not parsed:
+    ordinals = [_string_ordinal(m) if isinstance(m, str) else month_ordinal(parse_month(m)) for m in months]
+    if not ordinals:
         raise ValueError("months is empty: pass at least one month")
-    return pd.DatetimeIndex(parsed, name="month")
+    return np.array(ordinals, dtype=np.int64)
+
+
+def _ordinals(months) -> np.ndarray:
+    """Ordinals of already-valid months: an ordinal array as is, a DatetimeIndex in one step."""
+    if isinstance(months, np.ndarray) and months.dtype.kind == "i":
+        return months
+    return _month_ordinals(months)
+
+
+def _month_index(ordinals: np.ndarray) -> pd.DatetimeIndex:
+    """Month-start DatetimeIndex (named 'month') for month ordinals."""
+    starts = (np.asarray(ordinals, dtype=np.int64) - _EPOCH).astype("datetime64[M]").astype("datetime64[ns]")
+    return pd.DatetimeIndex(starts, name="month")
+
+
+def _format_ordinal(ordinal: int) -> str:
+    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
+
+
+def _as_months(months) -> pd.DatetimeIndex:
+    return _month_index(_month_ordinals(months))
 
 
 class GPForecaster:
@@ -270,6 +319,39 @@ class GPForecaster:
         z = stats.norm.ppf(0.5 + level / 200.0)
         return max(1.0, float(np.quantile(abs_z, level / 100.0)) / z)
 
+    def _constants(self) -> dict:
+        """Per-model constants of the prediction path, computed on first use.
+
+        Kept outside fit (and out of pickles, see __getstate__) so models pickled before it
+        existed work; rebuilt whenever a refit replaced the GP, the calibration or the series.
+        """
+        key = (self.gp_, self.calibration_, getattr(self, "_scaled", None))
+        found = self.__dict__.get("_prediction_constants")
+        if found is not None and all(a is b for a, b in zip(found["key"], key, strict=True)):
+            return found
+        found = {
+            "key": key,
+            "half": {},  # level -> normal quantile x calibration factor
+            "sigma": self._factor(100 * (stats.norm.cdf(1) - stats.norm.cdf(-1))),
+            "first": month_ordinal(self.train_start_),
+            "last": month_ordinal(self.train_end_),
+            "scaled": None if key[2] is None else key[2].to_numpy(dtype=float),
+        }
+        self.__dict__["_prediction_constants"] = found
+        return found
+
+    def _half_width(self, level: float) -> float:
+        """Half-width of the ``level`` % interval in standard deviations (calibrated)."""
+        half = self._constants()["half"]
+        if level not in half:
+            half[level] = stats.norm.ppf(0.5 + level / 200.0) * self._factor(level)
+        return half[level]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_prediction_constants", None)  # derived; rebuilt on first prediction
+        return state
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "gp_"):
             raise ValueError("this GPForecaster is not fitted yet; call fit(y, X) first")
@@ -284,29 +366,48 @@ class GPForecaster:
         missing = [c for c in self.regressors_ if c not in X.columns]
         if missing:
             raise ValueError(f"{what} lacks regressor column(s) {', '.join(missing)}")
+        if not fit:
+            return self._lookup_X(X, _ordinals(months), what)
         frame = X[list(self.regressors_)]
-        index = _monthly_index(frame.index, what) if fit else _as_months(frame.index)
-        if fit and not index.equals(months):
+        index = _monthly_index(frame.index, what)
+        if not index.equals(months):
             raise ValueError(f"{what} must have the same months as y")
         try:
             values = frame.to_numpy(dtype=float)
         except (TypeError, ValueError):
             raise ValueError(f"{what} must hold numbers") from None
         _finite_values(values, index, what)
-        if fit:
-            self.x_mean_ = values.mean(axis=0)
-            self.x_scale_ = np.where(values.std(axis=0) > 0, values.std(axis=0), 1.0)
-            self.x_fill_ = np.median(values, axis=0)
-            return values
-        lookup = pd.DataFrame(values, index=index)
-        lookup = lookup[~lookup.index.duplicated(keep="last")]
-        absent = months.difference(lookup.index)
-        if len(absent):
-            raise ValueError(f"{what} has no regressor values for month(s) {', '.join(map(format_month, absent[:5]))}")
-        return lookup.loc[months].to_numpy()
+        self.x_mean_ = values.mean(axis=0)
+        self.x_scale_ = np.where(values.std(axis=0) > 0, values.std(axis=0), 1.0)
+        self.x_fill_ = np.median(values, axis=0)
+        return values
 
-    def _design(self, months: pd.DatetimeIndex, x: np.ndarray | None) -> np.ndarray:
-        t = ((np.array([month_ordinal(m) for m in months], dtype=float) - self._t0) / SEASON_LENGTH)[:, None]
+    def _regressor_values(self, X: pd.DataFrame, what: str) -> tuple[np.ndarray, np.ndarray]:
+        """``X``'s month ordinals and its regressor columns as floats (validated, not yet looked up)."""
+        columns = list(self.regressors_)
+        frame = X if list(X.columns) == columns else X[columns]
+        ordinals = _month_ordinals(frame.index)
+        try:
+            values = frame.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must hold numbers") from None
+        if not np.isfinite(values).all():
+            _finite_values(values, _month_index(ordinals), what)
+        return ordinals, values
+
+    def _lookup_X(self, X: pd.DataFrame, months: np.ndarray, what: str) -> np.ndarray:
+        """Regressor rows for ``months`` (ordinals) from ``X``; a month given twice: the last row."""
+        ordinals, values = self._regressor_values(X, what)
+        row = {month: i for i, month in enumerate(ordinals.tolist())}  # later rows win
+        rows = [row.get(month, -1) for month in months.tolist()]
+        if -1 in rows:
+            absent = sorted({month for month, i in zip(months.tolist(), rows, strict=True) if i < 0})
+            raise ValueError(f"{what} has no regressor values for month(s) {', '.join(map(_format_ordinal, absent[:5]))}")
+        return values[rows]
+
+    def _design(self, months, x: np.ndarray | None) -> np.ndarray:
+        """GP inputs for ``months`` (a DatetimeIndex or month ordinals) and regressor rows ``x``."""
+        t = ((_ordinals(months).astype(float) - self._t0) / SEASON_LENGTH)[:, None]
         if not self.regressors_:
             return t
         return np.hstack([t, (x - self.x_mean_) / self.x_scale_])
@@ -341,19 +442,17 @@ class GPForecaster:
         """
         self._check_fitted()
         levels = check_levels(level)
-        months = _as_months(months)
+        months = _month_ordinals(months)
         x = None
         if self.regressors_:
             if X is None:
                 raise ValueError(
                     f"this model was fitted with regressors {', '.join(self.regressors_)}: pass X with their values"
                 )
-            if not self.members_:
-                x = self._check_X(X, months, what="X")
-        if self.members_:
-            return self._ensemble_frame(months, X, levels)
-        mean, var = self._latent(months, x, X)
-        return self._frame(months, mean, np.sqrt(np.maximum(var, 0.0)), levels)
+            x = self._check_X(X, months, what="X")
+        values = self._ensemble_values(months, x, X, levels) if self.members_ else self._values(months, x, X, levels)
+        # One frame at the end: everything before works on arrays and month ordinals.
+        return pd.DataFrame(values, index=_month_index(months), columns=interval_columns(levels))
 
     def _latent(self, months, x, X):
         """Mean and variance on the model's (possibly Box–Cox) scale."""
@@ -361,79 +460,123 @@ class GPForecaster:
             return self._predict_level(months, x)
         return self._predict_difference(months, x, X)
 
-    def _frame(self, months, mean, std, levels) -> pd.DataFrame:
+    def _values(self, months, x, X, levels) -> np.ndarray:
+        """Columns of :func:`interval_columns` (levels) for one model, as an (n, 2 + 2 levels) array."""
+        mean, var = self._latent(months, x, X)
+        return self._bounds(mean, np.sqrt(np.maximum(var, 0.0)), levels)
+
+    def _bounds(self, mean, std, levels) -> np.ndarray:
         """Mean, std and bounds on the original scale from the model-scale mean and std."""
-        bounds = {}
+        bounds = []
         for lv in levels:
-            half = stats.norm.ppf(0.5 + lv / 200.0) * self._factor(lv) * std
-            bounds[lv] = (mean - half, mean + half)
+            half = self._half_width(lv) * std
+            bounds.append((mean - half, mean + half))
         # The std column is the 1-sigma width after calibration (the factor at 68.27%).
-        std = std * self._factor(100 * (stats.norm.cdf(1) - stats.norm.cdf(-1)))
+        std = std * self._constants()["sigma"]
         if self._box is not None:
             # Bias-adjusted mean and delta-method std on the original scale; bounds are quantiles.
             mean, std = self._box.mean(mean, std), self._box.std(mean, std)
-            bounds = {lv: (self._box.inverse(lo), self._box.inverse(hi)) for lv, (lo, hi) in bounds.items()}
-        data = {"mean": mean, "std": std}
-        for lv, (lower, upper) in bounds.items():
+            bounds = [(self._box.inverse(lo), self._box.inverse(hi)) for lo, hi in bounds]
+        columns = [mean, std]
+        for lower, upper in bounds:
             if self.clip_negative and self.nonnegative_:
                 lower = np.maximum(lower, 0.0)
-            data[f"lower_{level_label(lv)}"] = lower
-            data[f"upper_{level_label(lv)}"] = upper
-        return pd.DataFrame(data, index=pd.DatetimeIndex(months, name="month"))
+            columns += [lower, upper]
+        return np.column_stack(columns)
+
+    def _frame(self, months, mean, std, levels) -> pd.DataFrame:
+        """:meth:`_bounds` as a DataFrame indexed by month."""
+        return pd.DataFrame(self._bounds(mean, std, levels), index=_month_index(_ordinals(months)),
+                            columns=interval_columns(levels))
+
+    def _ensemble_values(self, months, x, X, levels) -> np.ndarray:
+        parts = [m._values(months, x, X, levels) for m in self.members_]
+        out = sum(parts) / len(parts)
+        # std of the equal-weight mixture of the members' predictive distributions
+        second = sum(p[:, 1] ** 2 + p[:, 0] ** 2 for p in parts) / len(parts)
+        out[:, 1] = np.sqrt(np.maximum(second - out[:, 0] ** 2, 0.0))
+        return out
 
     def _ensemble_frame(self, months, X, levels) -> pd.DataFrame:
-        frames = [m.predict_at(months, X, level=levels) for m in self.members_]
-        out = sum(f for f in frames) / len(frames)
-        # std of the equal-weight mixture of the members' predictive distributions
-        second = sum(f["std"] ** 2 + f["mean"] ** 2 for f in frames) / len(frames)
-        out["std"] = np.sqrt(np.maximum(second - out["mean"] ** 2, 0.0))
-        return out
+        months = _ordinals(months)
+        x = self._check_X(X, months, what="X") if self.regressors_ else None
+        return pd.DataFrame(self._ensemble_values(months, x, X, levels), index=_month_index(months),
+                            columns=interval_columns(levels))
 
     def _unscale(self, mean, cov_or_var):
         return mean * self.target_scale_ + self.target_mean_, cov_or_var * self.target_scale_**2
 
+    def _gp_predict(self, design: np.ndarray, *, cov: bool = False):
+        """``gp_.predict(design, return_std=True)`` (or ``return_cov=True``) without scikit-learn's
+        per-call input validation, a third of a small call: the same arithmetic on the same fitted
+        state, so the same numbers (tests/test_forecaster_predict.py). Any other regressor class,
+        or a scikit-learn without that state, goes through ``predict`` itself."""
+        gp = self.gp_
+        plain = type(gp).predict is GaussianProcessRegressor.predict and GPR_CHOLESKY_LOWER is not None
+        if not (plain and all(hasattr(gp, a) for a in ("L_", "alpha_", "_y_train_std", "_y_train_mean"))):
+            return gp.predict(design, return_std=not cov, return_cov=cov)
+        k_trans = gp.kernel_(design, gp.X_train_)
+        mean = gp._y_train_std * (k_trans @ gp.alpha_) + gp._y_train_mean
+        if mean.ndim > 1 and mean.shape[1] == 1:
+            mean = np.squeeze(mean, axis=1)
+        v = solve_triangular(gp.L_, k_trans.T, lower=GPR_CHOLESKY_LOWER, check_finite=False)
+        if cov:
+            covariance = gp.kernel_(design) - v.T @ v
+            covariance = np.outer(covariance, gp._y_train_std**2).reshape(*covariance.shape, -1)
+            return mean, np.squeeze(covariance, axis=2) if covariance.shape[2] == 1 else covariance
+        var = gp.kernel_.diag(design).copy()
+        var -= np.einsum("ij,ji->i", v.T, v)
+        if np.any(var < 0):
+            warnings.warn("Predicted variances smaller than 0. Setting those variances to 0.", stacklevel=2)
+            var[var < 0] = 0.0
+        var = np.outer(var, gp._y_train_std**2).reshape(*var.shape, -1)
+        return mean, np.sqrt(np.squeeze(var, axis=1) if var.shape[1] == 1 else var)
+
     def _predict_level(self, months, x):
-        mean, std = self.gp_.predict(self._design(months, x), return_std=True)
+        mean, std = self._gp_predict(self._design(months, x))
         return self._unscale(mean, std**2)
 
     def _predict_difference(self, months, x, X):
-        ordinals = np.array([month_ordinal(m) for m in months])
-        first, last = month_ordinal(self.train_start_), month_ordinal(self.train_end_)
+        ordinals = _ordinals(months)
+        constants = self._constants()
+        first, last, scaled = constants["first"], constants["last"], constants["scaled"]
         if np.any(ordinals <= first):
             raise ValueError(
                 f"the difference model cannot predict {format_month(self.train_start_)} or earlier: "
                 "it needs the previous month's observed value"
             )
-        mean, var = np.empty(len(months)), np.empty(len(months))
+        mean, var = np.empty(len(ordinals)), np.empty(len(ordinals))
         past = ordinals <= last
         if past.any():
-            pm = months[past]
-            step_mean, step_std = self.gp_.predict(self._design(pm, None if x is None else x[past]), return_std=True)
+            pm = ordinals[past]
+            step_mean, step_std = self._gp_predict(self._design(pm, None if x is None else x[past]))
             step_mean, step_var = self._unscale(step_mean, step_std**2)
-            previous = self._scaled.loc[pm - pd.offsets.MonthBegin(1)].to_numpy()
+            previous = scaled[pm - 1 - first]
             mean[past], var[past] = previous + step_mean, step_var
         if (~past).any():
             steps = int(ordinals.max() - last)
-            path = pd.date_range(self.train_end_ + pd.offsets.MonthBegin(1), periods=steps, freq=MONTH_FREQ)
+            path = np.arange(last + 1, last + 1 + steps, dtype=np.int64)
             x_path = self._path_regressors(path, X) if self.regressors_ else None
-            step_mean, step_cov = self.gp_.predict(self._design(path, x_path), return_cov=True)
+            step_mean, step_cov = self._gp_predict(self._design(path, x_path), cov=True)
             step_mean, step_cov = self._unscale(step_mean, step_cov)
             # Level k steps ahead = last value + sum of the k steps: mean cumsum, variance = sum of the
             # top-left k x k block of the step covariance (correlated steps, not just the diagonal).
-            path_mean = self._scaled.iloc[-1] + np.cumsum(step_mean)
+            path_mean = scaled[-1] + np.cumsum(step_mean)
             path_var = np.diag(np.cumsum(np.cumsum(step_cov, axis=0), axis=1))
             pos = ordinals[~past] - last - 1
             mean[~past], var[~past] = path_mean[pos], path_var[pos]
         return mean, var
 
-    def _path_regressors(self, path: pd.DatetimeIndex, X: pd.DataFrame) -> np.ndarray:
+    def _path_regressors(self, path, X: pd.DataFrame) -> np.ndarray:
+        """Regressors for the consecutive ``path`` months: X's rows (the last of a repeated month),
+        else the training median."""
+        path = _ordinals(path)
         values = np.tile(self.x_fill_, (len(path), 1))
-        given = X[list(self.regressors_)].copy()
-        given.index = _as_months(given.index)
-        given = given[~given.index.duplicated(keep="last")]
-        pos = path.get_indexer(given.index)
-        keep = pos >= 0
-        values[pos[keep]] = given.to_numpy(dtype=float)[keep]
+        ordinals, given = self._regressor_values(X, "X")
+        last_rows = len(ordinals) - 1 - np.unique(ordinals[::-1], return_index=True)[1]
+        pos = ordinals[last_rows] - path[0]
+        keep = (pos >= 0) & (pos < len(path))
+        values[pos[keep]] = given[last_rows[keep]]
         return values
 
     def first_month(self) -> pd.Timestamp:

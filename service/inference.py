@@ -25,7 +25,7 @@ from service.schemas import MAX_HORIZON
 
 #: How often one request may repeat a month with different regressors (what-if scenarios). The
 #: forecaster looks regressors up by month, so each repeat costs another predict_at call per
-#: domain (10-50 ms today); this bound keeps the worst 1,000-instance batch to seconds.
+#: domain (a few ms); this bound keeps the worst 1,000-instance batch well under a second.
 MAX_REPEATS = 50
 
 
@@ -178,92 +178,139 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
     return out
 
 
-def _call_key(regressors: pd.DataFrame) -> tuple[bytes, bytes]:
-    """The months and regressor values of a call, as hashable bytes (computed once per request)."""
-    return regressors.index.asi8.tobytes(), regressors[list(REGRESSORS)].to_numpy(dtype=float).tobytes()
+def _uses_path(forecaster) -> bool:
+    """Whether the forecaster sums a path of monthly steps (a difference model, or an ensemble with
+    one), so regressors of months between the training window and a requested month matter."""
+    members = getattr(forecaster, "members_", None) or ()
+    return forecaster.kind == "difference" or any(m.kind == "difference" for m in members)
 
 
-def _predict_at(
-    model,
-    domain: str,
-    kind: str,
-    regressors: pd.DataFrame,
-    levels: Sequence[float],
-    field: str | None = None,
-    call: tuple[bytes, bytes] | None = None,
-) -> np.ndarray:
-    """:func:`_compute_at` through the loaded model's cache (the key is the whole call)."""
-    forecaster = model.forecaster(domain, kind)
-    months, x = call or _call_key(regressors)
-    key = (domain, kind, "at", tuple(map(float, levels)), months, x if forecaster.regressors_ else b"")
-    return model.cache.get_or_compute(key, lambda: _compute_at(forecaster, regressors, levels, field))
+class _Inputs:
+    """One request's months and regressor values, prepared once for every domain it asks for.
 
-
-def _compute_at(
-    forecaster, regressors: pd.DataFrame, levels: Sequence[float], field: str | None = None
-) -> np.ndarray:
-    """``predict_at`` for possibly repeated months, rows in input order, as one float array.
-
-    Identical (month, regressors) rows are predicted once. The forecaster looks regressors up
-    by month, so a month repeated with different regressors goes to a separate call (the k-th
-    occurrence of every month in call k); a batch without repeats is one call.
+    Holds the cache key and, per kind of forecaster, the forecaster calls (months and X frames),
+    so the work per domain is one forecaster call per distinct call, or a cache look-up.
     """
-    use_x = bool(forecaster.regressors_)
-    columns = interval_columns(levels)
-    frame = regressors if use_x else regressors.iloc[:, :0]
-    keys = list(zip(frame.index, *(frame[c].to_numpy() for c in frame.columns), strict=True))
-    unique_at = dict.fromkeys(keys)
-    if len(unique_at) < len(keys):  # repeated rows: predict the distinct ones, then map back
-        first = {key: i for i, key in reversed(list(enumerate(keys)))}
-        distinct = np.array([first[key] for key in unique_at])
-        values = _compute_at(forecaster, regressors.iloc[distinct], levels, field)
-        position = {key: j for j, key in enumerate(unique_at)}
-        return values[[position[key] for key in keys]]
-    months = regressors.index
-    if months.is_unique:
-        calls = [np.arange(len(months))]
-    else:
-        occurrence = _occurrences(list(months))
+
+    def __init__(self, model, regressors: pd.DataFrame, field: str | None = None) -> None:
+        self.months = pd.DatetimeIndex(regressors.index, name="month")
+        self.x = regressors[list(REGRESSORS)].to_numpy(dtype=float)
+        self.ordinals = self.months.to_numpy().astype("datetime64[M]").astype(np.int64) + _EPOCH
+        self.key = (self.months.asi8.tobytes(), self.x.tobytes())
+        self.field = field
+        self._assumed = np.array([model.assumed[name] for name in REGRESSORS], dtype=float)
+        self._train_end = _ordinal(pd.Timestamp(model.bundle.train_end))
+        self._plans: dict[tuple[bool, bool], tuple] = {}
+
+    def path_gaps(self) -> np.ndarray:
+        """Months after the training window, up to the last one asked for, that the request lacks:
+        a difference model's path runs through them with the assumed regressors."""
+        path = np.arange(self._train_end + 1, self.ordinals.max() + 1)
+        return path[~np.isin(path, self.ordinals)]
+
+    def plan(self, use_x: bool, path: bool) -> tuple[np.ndarray | None, int, list]:
+        """(rows back to request order or None, distinct rows, [(rows, months, X), ...]).
+
+        Identical (month, regressors) rows are predicted once. The forecaster looks regressors up
+        by month, so a month repeated with different regressors goes to a separate call (the k-th
+        occurrence of every month in call k); a request without repeats is one call.
+        """
+        key = (use_x, use_x and path)
+        if key not in self._plans:
+            self._plans[key] = self._plan(*key)
+        return self._plans[key]
+
+    def _plan(self, use_x: bool, path: bool) -> tuple[np.ndarray | None, int, list]:
+        ordinals = self.ordinals.tolist()
+        keys = list(zip(ordinals, *self.x.T.tolist(), strict=True)) if use_x else ordinals
+        first: dict[Any, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        back = None
+        distinct = np.arange(len(keys))
+        if len(first) < len(keys):  # repeated rows: predict the distinct ones, then map back
+            position = {key: j for j, key in enumerate(first)}
+            back = np.array([position[key] for key in keys])
+            distinct = np.fromiter(first.values(), dtype=int, count=len(first))
+        occurrence = _occurrences(self.ordinals[distinct].tolist())
         if occurrence.max() >= MAX_REPEATS:
             raise _unprocessable(
                 "too_many_repeats",
                 f"a request may give one month at most {MAX_REPEATS} times with different regressors; "
                 "split larger what-if sets over several requests",
-                field,
+                self.field,
             )
-        calls = [np.flatnonzero(occurrence == k) for k in range(int(occurrence.max()) + 1)]
-    out = np.empty((len(months), len(columns)))
-    for rows in calls:
-        part = regressors if len(calls) == 1 else regressors.iloc[rows]
-        pred = forecaster.predict_at(part.index, X=part if use_x else None, level=tuple(levels))
-        out[rows] = pred[columns].to_numpy(dtype=float)
+        calls = []
+        for k in range(int(occurrence.max()) + 1):
+            rows = np.flatnonzero(occurrence == k)
+            taken = distinct[rows]
+            months = self.months[taken]
+            x = self._frame(taken, path) if use_x else None
+            calls.append((rows, months, x))
+        return back, len(distinct), calls
+
+    def _frame(self, taken: np.ndarray, path: bool) -> pd.DataFrame:
+        """The regressors of rows ``taken``; with ``path``, also one row for every month on the way
+        there that the call lacks: the request's value for that month if it gives one, else the
+        assumed value (the same median the response's assumption text states)."""
+        ordinals, x = self.ordinals[taken], self.x[taken]
+        if path and ordinals.max() > self._train_end:
+            steps = np.arange(self._train_end + 1, ordinals.max() + 1)
+            missing = steps[~np.isin(steps, ordinals)]
+            if len(missing):
+                given = {}
+                for month, row in zip(self.ordinals.tolist(), self.x, strict=True):
+                    given.setdefault(month, row)
+                fill = np.array([given.get(month, self._assumed) for month in missing.tolist()])
+                ordinals, x = np.concatenate([ordinals, missing]), np.vstack([x, fill])
+        index = pd.DatetimeIndex(
+            (ordinals - _EPOCH).astype("datetime64[M]").astype("datetime64[ns]"), name="month"
+        )
+        return pd.DataFrame(x, index=index, columns=list(REGRESSORS))
+
+
+_EPOCH = 1970 * 12
+
+
+def _ordinal(month: pd.Timestamp) -> int:
+    return month.year * 12 + month.month - 1
+
+
+def _predict_at(model, domain: str, kind: str, inputs: _Inputs, levels: Sequence[float]) -> np.ndarray:
+    """:func:`_compute_at` through the loaded model's cache (the key is the whole call)."""
+    forecaster = model.forecaster(domain, kind)
+    months, x = inputs.key
+    key = (domain, kind, "at", tuple(map(float, levels)), months, x if forecaster.regressors_ else b"")
+    return model.cache.get_or_compute(key, lambda: _compute_at(forecaster, inputs, levels))
+
+
+def _compute_at(forecaster, inputs: _Inputs, levels: Sequence[float]) -> np.ndarray:
+    """``predict_at`` for the request's rows (repeats allowed), in request order, as one array."""
+    use_x = bool(forecaster.regressors_)
+    back, distinct, calls = inputs.plan(use_x, _uses_path(forecaster))
+    columns = interval_columns(levels)
+    out = np.empty((distinct, len(columns)))
+    for rows, months, x in calls:
+        pred = forecaster.predict_at(months, X=x, level=tuple(levels))
+        out[rows] = (pred if list(pred.columns) == columns else pred[columns]).to_numpy(dtype=float)
     if not np.isfinite(out).all():
         raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
-    return out
-
-
-def _regressor_lists(regressors: pd.DataFrame | tuple[list, list]) -> tuple[list, list]:
-    if isinstance(regressors, tuple):  # already converted (once per request, not per domain)
-        return regressors
-    return regressors[REGRESSORS[0]].tolist(), regressors[REGRESSORS[1]].tolist()
+    return out if back is None else out[back]
 
 
 def _rows(
     values: np.ndarray,
     months: Sequence[str],
-    regressors: pd.DataFrame | tuple[list, list],
+    x: np.ndarray,
     common: dict[str, Any],
     levels: Sequence[float],
 ) -> list[dict[str, Any]]:
-    columns = interval_columns(levels)
-    lines, channels = _regressor_lists(regressors)
-    out = []
-    for month, vals, line, channel in zip(months, values.tolist(), lines, channels, strict=True):
-        row = {"month": month, **common}
-        row.update(zip(columns, vals, strict=True))
-        row[REGRESSORS[0]], row[REGRESSORS[1]] = line, channel
-        out.append(row)
-    return out
+    names = ("month", *common, *interval_columns(levels), *REGRESSORS)
+    fixed = tuple(common.values())
+    return [
+        dict(zip(names, (month, *fixed, *vals, *regs), strict=True))
+        for month, vals, regs in zip(months, values.tolist(), x.tolist(), strict=True)
+    ]
 
 
 def _kind_available(model, domain: str, kind: str, field: str) -> None:
@@ -310,8 +357,8 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
     months = pd.DatetimeIndex(pd.to_datetime(month_strings, format="%Y-%m"), name="month")
     given = {name: [getattr(inst, name) for inst in instances] for name in REGRESSORS}
     regressors, assumption = _regressors(model, months, given)
-    # Computed once for all domains: the per-domain work is a cache look-up when answers repeat.
-    call, used, checked = _call_key(regressors), _regressor_lists(regressors), set()
+    # Prepared once for all domains: the per-domain work is a forecaster call or a cache look-up.
+    inputs, checked, paths = _Inputs(model, regressors, prefix), set(), False
     per_domain = []
     for domain in domains or DOMAINS:
         chosen = model.kind_for(domain, kind)
@@ -319,11 +366,31 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
         if chosen not in checked:
             _check_range(model, months, prefix, _first_month(model, domain, chosen))
             checked.add(chosen)
-        values = _predict_at(model, domain, chosen, regressors, levels, prefix, call)
+        forecaster = model.forecaster(domain, chosen)
+        paths |= bool(forecaster.regressors_) and _uses_path(forecaster)
+        values = _predict_at(model, domain, chosen, inputs, levels)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
-        per_domain.append(_rows(values, month_strings, used, common, levels))
+        per_domain.append(_rows(values, month_strings, inputs.x, common, levels))
     rows = [row for group in zip(*per_domain, strict=True) for row in group]
-    return rows, assumption
+    return rows, _with_path_note(model, assumption, inputs if paths else None)
+
+
+def _with_path_note(model, assumption: str | None, inputs: _Inputs | None) -> str | None:
+    """The assumption text, plus the months a difference model's path assumed regressors for."""
+    gaps = inputs.path_gaps() if inputs is not None else ()
+    if not len(gaps):
+        return assumption
+    values = ", ".join(f"{name}={model.assumed[name]:g}" for name in REGRESSORS)
+    note = (
+        f"the difference model's path ran through {len(gaps)} month(s) the request does not give "
+        f"(from {_format_ordinal(int(gaps[0]))}), with regressors set to the median of the last "
+        f"{SEASON_LENGTH} training months ({values})"
+    )
+    return f"{assumption}; {note}" if assumption else note
+
+
+def _format_ordinal(ordinal: int) -> str:
+    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
 
 
 def forecast(
@@ -378,7 +445,8 @@ def _forecast(
         key += (x[list(REGRESSORS)].to_numpy(dtype=float).tobytes(),)
     values = model.cache.get_or_compute(key, compute)
     common = {"domain": domain, "kind": chosen, "model_version": model.version}
-    return chosen, _rows(values, [format_month(m) for m in months], x, common, levels), assumption
+    x_values = x[list(REGRESSORS)].to_numpy(dtype=float)
+    return chosen, _rows(values, [format_month(m) for m in months], x_values, common, levels), assumption
 
 
 def anomalies(
@@ -401,7 +469,11 @@ def anomalies(
     _check_range(model, months, "observations", _first_month(model, domain, chosen))
     given = {name: [getattr(obs, name) for obs in observations] for name in REGRESSORS}
     x, assumption = _regressors(model, months, given)
-    values = _predict_at(model, domain, chosen, x, [level], "observations")
+    inputs = _Inputs(model, x, "observations")
+    values = _predict_at(model, domain, chosen, inputs, [level])
+    forecaster = model.forecaster(domain, chosen)
+    paths = bool(forecaster.regressors_) and _uses_path(forecaster)
+    assumption = _with_path_note(model, assumption, inputs if paths else None)
     mean, std, lower, upper = values.T
     observed = np.array([obs.value for obs in observations], dtype=float)
     z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)

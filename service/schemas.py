@@ -7,6 +7,7 @@ find a problem raise :func:`invalid`, whose ``code`` becomes the error code clie
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -42,11 +43,17 @@ def invalid(code: str, message: str, field: str | None = None) -> PydanticCustom
     return PydanticCustomError(code, message, context)
 
 
+@functools.lru_cache(maxsize=4096)
+def _month_text(value: str) -> str:
+    # cached: a batch repeats the same few months, and parsing one costs microseconds
+    if not re.fullmatch(MONTH_PATTERN, value):
+        raise ValueError("not YYYY-MM")
+    return format_month(parse_month(value))
+
+
 def _normalise_month(value: str) -> str:
     try:
-        if not re.fullmatch(MONTH_PATTERN, value):
-            raise ValueError("not YYYY-MM")
-        return format_month(parse_month(value))
+        return _month_text(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM (or YYYY-MM-DD)") from exc
 

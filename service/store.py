@@ -9,7 +9,8 @@ Where the data lives:
   psycopg 3 driver (``postgresql+psycopg://``).
 - otherwise SQLite in ``$PREDICTION_DB_DIR/predictions.db``, by default ``var/`` beside the
   model directory (``<OUTPUT_DIR>/../var``). WAL mode + busy timeout make it safe for several
-  gunicorn workers on one host.
+  gunicorn workers on one host; each worker checkpoints the WAL in a background thread (see
+  CHECKPOINT_EVERY_S), not in the requests.
 
 The schema is versioned with Alembic (``service/migrations``) and upgraded at start-up by every
 worker; a lock (PostgreSQL advisory lock, a file lock beside the SQLite file) makes concurrent
@@ -28,6 +29,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,11 @@ PG_STATEMENT_TIMEOUT_MS = 10_000  # per statement, for requests; migrations lift
 MIGRATION_LOCK_KEY = 7_238_451_002  # arbitrary, fixed pg_advisory_xact_lock key for this schema
 INTERVAL_COLUMNS = ("lower_80", "upper_80", "lower_95", "upper_95")
 MAX_PAGE = 1000
+#: SQLite: a background thread per worker moves the write-ahead log into the database file this
+#: often (when something was written), so no request waits for a checkpoint and its fsync.
+CHECKPOINT_EVERY_S = 1.0
+#: ...and a writer still checkpoints if the log ever reaches this many pages (~40 MB) without one.
+SAFETY_CHECKPOINT_PAGES = 10_000
 
 metadata = sa.MetaData()
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
@@ -132,6 +139,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a commit survives a process crash; no fsync per request.
     cursor.execute("PRAGMA synchronous = NORMAL")
+    # Checkpoints run in PredictionLog's background thread; this is only the safety net.
+    cursor.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_CHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -252,6 +261,91 @@ def _stats(count: int, mae: Any, mape: Any, coverage: Any) -> dict[str, Any]:
     return {"count": int(count), "mae": num(mae), "mape": num(mape), "coverage_95": num(coverage)}
 
 
+# --- writing a request's rows ----------------------------------------------------------------
+
+#: The prediction log's columns in the order the fast insert binds them (the id is generated).
+_WRITTEN = (
+    "request_id", "created_at", "endpoint", "domain", "month", "phone_lines", "channels",
+    "model_version", "kind", "mean", "std", *INTERVAL_COLUMNS,
+)  # fmt: skip
+_FLOATS = frozenset(("phone_lines", "channels", "mean", "std", *INTERVAL_COLUMNS))
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _log_values(request_id: str, created_at: dt.datetime, endpoint: str, rows) -> list[dict[str, Any]]:
+    """The rows as dicts for a Core insert (the fallback for drivers without positional markers)."""
+    return [
+        {
+            "request_id": request_id,
+            "created_at": created_at,
+            "endpoint": endpoint,
+            "domain": row["domain"],
+            "month": _month_date(row["month"]),
+            "phone_lines": _float_or_none(row.get("phone_lines")),
+            "channels": _float_or_none(row.get("channels")),
+            "model_version": str(row["model_version"]),
+            "kind": row["kind"],
+            "mean": float(row["mean"]),
+            "std": float(row["std"]),
+            **{name: _float_or_none(row.get(name)) for name in INTERVAL_COLUMNS},
+        }
+        for row in rows
+    ]
+
+
+class _InsertPlan:
+    """One request's rows as parameter tuples for a plain executemany of one INSERT.
+
+    SQLAlchemy's per-row parameter processing cost more than the database write itself for a
+    500-row request, so the statement is rendered once per dialect and the only conversions the
+    driver needs (the dialect's own, for the timestamp and the month) run once per request and
+    once per distinct month; floats are converted here, as the Core insert's processors would.
+    """
+
+    def __init__(self, sql: str, created: Any, month: Any) -> None:
+        self.sql = sql
+        self._created = created or (lambda value: value)
+        self._month = month or (lambda value: value)
+
+    def parameters(self, request_id: str, created_at: dt.datetime, endpoint: str, rows) -> list[tuple]:
+        created = self._created(created_at)
+        months: dict[Any, Any] = {}
+        out = []
+        for row in rows:
+            month = row["month"]
+            stored = months.get(month)
+            if stored is None:
+                stored = months[month] = self._month(_month_date(month))
+            get = row.get
+            out.append((
+                request_id, created, endpoint, row["domain"], stored,
+                _float_or_none(get("phone_lines")), _float_or_none(get("channels")),
+                str(row["model_version"]), row["kind"], float(row["mean"]), float(row["std"]),
+                *[_float_or_none(get(name)) for name in INTERVAL_COLUMNS],
+            ))  # fmt: skip
+        return out
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_plan(dialect: sa.Dialect) -> _InsertPlan | None:
+    """The fast INSERT for ``dialect``, or None when its driver or types need the generic path."""
+    marker = _MARKERS.get(dialect.paramstyle)
+    processors = {}
+    for name in _WRITTEN:
+        column = prediction_log.c[name]
+        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None and name not in _FLOATS:
+            processors[name] = processor
+    if marker is None or set(processors) - {"created_at", "month"}:
+        return None
+    quote = dialect.identifier_preparer.quote
+    sql = (
+        f"INSERT INTO {quote(prediction_log.name)} ({', '.join(quote(name) for name in _WRITTEN)}) "
+        f"VALUES ({', '.join([marker] * len(_WRITTEN))})"
+    )
+    return _InsertPlan(sql, processors.get("created_at"), processors.get("month"))
+
+
 # --- the log ---------------------------------------------------------------------------------
 
 
@@ -268,6 +362,9 @@ class PredictionLog:
         self._pid: int | None = None
         self._schema_ready = False
         self._lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
+        self._written = threading.Event()
+        self._closed = False
 
     @property
     def backend(self) -> str:
@@ -303,6 +400,7 @@ class PredictionLog:
             ) from exc
 
     def dispose(self) -> None:
+        self._closed = True  # the checkpoint thread ends after its current sleep
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
@@ -312,33 +410,56 @@ class PredictionLog:
 
     def record(self, request_id: str, endpoint: str, rows: Iterable[Mapping[str, Any]]) -> None:
         """Store one request's predictions in one transaction, or raise PredictionLogUnavailable."""
-        created_at = utcnow()
-        values = [
-            {
-                "request_id": request_id,
-                "created_at": created_at,
-                "endpoint": endpoint,
-                "domain": row["domain"],
-                "month": _month_date(row["month"]),
-                "phone_lines": _float_or_none(row.get("phone_lines")),
-                "channels": _float_or_none(row.get("channels")),
-                "model_version": str(row["model_version"]),
-                "kind": row["kind"],
-                "mean": float(row["mean"]),
-                "std": float(row["std"]),
-                **{name: _float_or_none(row.get(name)) for name in INTERVAL_COLUMNS},
-            }
-            for row in rows
-        ]
-        if not values:
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
             return
+        created_at = utcnow()
         try:
             with self._transaction("write") as conn:
-                conn.execute(prediction_log.insert(), values)
+                plan = _insert_plan(conn.dialect)
+                if plan is None:  # a driver without positional parameters: the generic statement
+                    conn.execute(prediction_log.insert(), _log_values(request_id, created_at, endpoint, rows))
+                else:
+                    conn.exec_driver_sql(plan.sql, plan.parameters(request_id, created_at, endpoint, rows))
         except PredictionLogUnavailable:
             metrics.count_log_write_failure()
             raise
-        metrics.count_predictions(values)
+        metrics.count_predictions(rows)
+        self._after_write()
+
+    def _after_write(self) -> None:
+        """Wake (or start, in this process) the SQLite checkpoint thread."""
+        if self.backend != "sqlite":
+            return
+        self._written.set()
+        self._closed = False
+        thread = self._checkpointer
+        if thread is None or not thread.is_alive():  # none yet, or a forked child's copy
+            with self._lock:
+                thread = self._checkpointer
+                if thread is None or not thread.is_alive():
+                    thread = threading.Thread(
+                        target=self._checkpoint_loop, name="prediction-log-checkpoint", daemon=True
+                    )
+                    thread.start()
+                    self._checkpointer = thread
+
+    def _checkpoint_loop(self) -> None:
+        """Move the WAL into the database file after writes, off the requests' path (PASSIVE: it
+        never blocks a writer). A failure is logged; the next write tries again, and a writer
+        checkpoints by itself past SAFETY_CHECKPOINT_PAGES."""
+        while True:
+            time.sleep(CHECKPOINT_EVERY_S)
+            if self._closed:
+                return
+            if not self._written.is_set():
+                continue
+            self._written.clear()
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("prediction log checkpoint failed: %s", _reason(exc))
 
     def upsert_actuals(self, items: Iterable[Mapping[str, Any]]) -> int:
         """Insert or replace observed values per (month, domain); returns how many were stored."""

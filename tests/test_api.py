@@ -51,6 +51,12 @@ def expected(bundle, domain, kind, months, phone_lines, channels, level=(80, 95)
     return bundle.models[(domain, kind)].predict_at(x.index, X=x, level=level)
 
 
+def assumed_frame(bundle, months):
+    """Regressors the service assumes for months after the training window it was not given."""
+    median = bundle.history[list(REGRESSORS)].astype(float).iloc[-SEASON_LENGTH:].median()
+    return x_frame(months, [median[REGRESSORS[0]]] * len(months), [median[REGRESSORS[1]]] * len(months))
+
+
 def next_month(bundle, k=1):
     return format_month(bundle.train_end + pd.DateOffset(months=k))
 
@@ -130,8 +136,12 @@ def test_predict_batch_is_instance_major_and_equals_predict_at(client, bundle):
         (m, d) for m in months for d in ("Telecom", "Healthcare")
     ]
     columns = ("mean", "std", "lower_50", "upper_50", "lower_99.5", "upper_99.5")
+    # the path to month 5 runs through months 3 and 4, which the request lacks: assumed values
+    gaps = [next_month(bundle, k) for k in (3, 4)]
+    x = pd.concat([x_frame(months, [3, 4, 5], [1, 2, 3]), assumed_frame(bundle, gaps)])
+    assert f"path ran through 2 month(s) the request does not give (from {gaps[0]})" in body["assumption"]
     for domain in ("Telecom", "Healthcare"):
-        want = expected(bundle, domain, "difference", months, [3, 4, 5], [1, 2, 3], level=(50, 99.5))
+        want = bundle.models[(domain, "difference")].predict_at(x.index[:3], X=x, level=(50, 99.5))
         got = [r for r in rows if r["domain"] == domain]
         assert all(r["kind"] == "difference" for r in got)
         for row, (_, w) in zip(got, want.iterrows(), strict=True):
@@ -178,6 +188,36 @@ def test_omitted_regressors_come_from_history_or_the_stated_assumption(client, b
     assert (second["phone_lines"], second["channels"]) == (median["phone_lines"], median["channels"])
     assert "median of the last 12 training months" in body["assumption"]
     assert "taken from the training data" in body["assumption"]
+
+
+@pytest.mark.parametrize("endpoint", ["/predict", "/anomalies"])
+def test_the_difference_path_uses_the_stated_assumption(client, bundle, endpoint):
+    """Months between the training window and the one asked for get the regressors the response
+    states (median of the last 12 training months), not the forecaster's own all-months median."""
+    month = next_month(bundle, 4)
+    model = bundle.models[("Telecom", "difference")]
+    path = [next_month(bundle, k) for k in (1, 2, 3, 4)]
+    x = assumed_frame(bundle, path)
+    assert not np.allclose(model.x_fill_, x.iloc[0].to_numpy())  # else this test could not fail
+    want = model.predict_at([month], X=x, level=(95,)).iloc[0]
+    if endpoint == "/predict":
+        body = post(
+            client, "/predict", {"month": month, "domains": ["Telecom"], "kind": "difference", "level": [95]}
+        ).get_json()
+        (row,) = body["predictions"]
+    else:
+        observation = {"month": month, "value": 100.0}
+        body = post(
+            client,
+            "/anomalies",
+            {"domain": "Telecom", "kind": "difference", "level": 95, "observations": [observation]},
+        ).get_json()
+        (row,) = body["observations"]
+        row = {**row, "lower_95": row["lower"], "upper_95": row["upper"]}
+    assert [row[c] for c in ("mean", "std", "lower_95", "upper_95")] == pytest.approx(
+        [want[c] for c in ("mean", "std", "lower_95", "upper_95")], rel=1e-9
+    )
+    assert "median of the last 12 training months" in body["assumption"]
 
 
 def test_predict_hands_every_returned_row_to_the_prediction_log(trained_output, tmp_path, bundle):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from test_api import app, bundle  # noqa: F401 - fixtures: the trained Output, served in-process
 
-from MLPipeline.config import REGRESSORS
+from MLPipeline.config import REGRESSORS, SEASON_LENGTH
 from MLPipeline.months import format_month
 from service import create_app
 from service.api import REGISTRY_KEY
@@ -33,6 +33,12 @@ def month(loaded, k):
 def fresh(loaded, domain, kind, instances):
     months = pd.DatetimeIndex([pd.Timestamp(i["month"]) for i in instances], name="month")
     x = pd.DataFrame({r: [float(i[r]) for i in instances] for r in REGRESSORS}, index=months)
+    # a difference model's path through months the request lacks: the service's stated assumption
+    gaps = pd.date_range(loaded.train_end + pd.DateOffset(months=1), months.max(), freq="MS").difference(
+        months
+    )
+    median = loaded.history[list(REGRESSORS)].astype(float).iloc[-SEASON_LENGTH:].median()
+    x = pd.concat([x, pd.DataFrame({r: float(median[r]) for r in REGRESSORS}, index=gaps)])
     frame = loaded.models[(domain, kind)].predict_at(months, X=x, level=(80, 95))
     return frame[list(COLUMNS)].to_numpy()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -227,6 +228,30 @@ def test_missing_interval_levels_are_stored_as_null(log):
 def test_an_empty_request_writes_nothing(log):
     log.record("req", "/predict", [])
     assert count_rows(log) == 0
+
+
+def test_sqlite_checkpoints_happen_off_the_request_path(tmp_path, monkeypatch):
+    """Writers only checkpoint past the safety limit; the log's own thread moves the WAL into the
+    database file soon after writes (the file grows without any further request)."""
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY_S", 0.05)
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    try:
+        log.ensure_schema()
+        with log.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        assert pages == store.SAFETY_CHECKPOINT_PAGES
+        database = tmp_path / store.DB_FILENAME
+        before = database.stat().st_size
+        log.record(
+            "req", "/predict", [prediction(month=f"20{10 + i // 12}-{i % 12 + 1:02d}") for i in range(600)]
+        )
+        deadline = time.monotonic() + 10
+        while database.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size > before, "the write-ahead log was never checkpointed"
+        assert count_rows(log) == 600
+    finally:
+        log.dispose()
 
 
 # --------------------------------------------------------------------------- reads
