@@ -14,7 +14,7 @@ import pandas as pd
 
 from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
 from MLPipeline.evaluation import backtest_origins, mase, smape
-from MLPipeline.forecaster import ENSEMBLE_MEMBERS, FORECASTER_KINDS, GPForecaster
+from MLPipeline.forecaster import ENSEMBLE_MEMBERS, FORECASTER_KINDS, combine_members, ensemble_member
 
 DEFAULT_KIND = "ensemble"
 SELECTION_METRIC = "mase"
@@ -25,7 +25,7 @@ def _member_forecasts(y_train, x_train, horizon, x_future, random_state):
     """Point forecasts of the ensemble's members (uncalibrated: calibration moves bounds, not means)."""
     out = {}
     for kind, transform, _ in ENSEMBLE_MEMBERS:
-        model = GPForecaster(kind, transform=transform, calibrate=False, random_state=random_state)
+        model = ensemble_member(kind, transform, calibrate=False, random_state=random_state)
         out[(kind, transform)] = model.fit(y_train, x_train).predict(horizon, x_future)["mean"].to_numpy()
     return out
 
@@ -35,7 +35,7 @@ def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 
     """Mean backtest sMAPE and MASE per kind over the last ``folds`` yearly origins of ``y``.
 
     The level and difference kinds and the ensemble share fits: the ensemble's forecast is the
-    average of its members' forecasts at the same origin.
+    combination (median) of its members' forecasts at the same origin.
     """
     origins = backtest_origins(len(y), horizon=horizon, folds=folds, min_train=MIN_MONTHS)
     rows: dict[str, list[dict]] = {k: [] for k in FORECASTER_KINDS}
@@ -47,7 +47,7 @@ def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 
         forecasts = {
             "level": members[("level", None)],
             "difference": members[("difference", None)],
-            "ensemble": np.mean(list(members.values()), axis=0),
+            "ensemble": combine_members(list(members.values())),
         }
         for kind, mean in forecasts.items():
             rows[kind].append({"smape": smape(actual, mean), "mase": mase(actual, mean, y_train.to_numpy())})
