@@ -62,13 +62,23 @@ class DampedETS:
         self.y_ = pd.Series(values, index=months, name=y.name)
         self.train_start_, self.train_end_ = months[0], months[-1]
         self.nonnegative_ = bool(np.all(values >= 0))
-        form = "mul" if np.all(values > 0) else "add"
+        # multiplicative needs a positive series; additive is the fallback if its fit breaks down
+        forms = ("mul", "add") if np.all(values > 0) else ("add",)
+        for form in forms:
+            model = ETSModel(self.y_, error=form, trend="add", damped_trend=True, seasonal=form,
+                             seasonal_periods=SEASON_LENGTH)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # convergence chatter; the fit is still the MLE found
+                    results = model.fit(disp=False, maxiter=1000)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if np.isfinite(results.fittedvalues).all() and np.isfinite(results.forecast(1)).all():
+                break
+        else:
+            raise ValueError("exponential smoothing could not be fitted to this series")
         self.spec_ = {"error": form, "trend": "add", "damped": True, "seasonal": form}
-        model = ETSModel(self.y_, error=form, trend="add", damped_trend=True, seasonal=form,
-                         seasonal_periods=SEASON_LENGTH)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter; the fit is still the MLE found
-            self.results_ = model.fit(disp=False, maxiter=1000)
+        self.results_ = results
         return self
 
     def predict(self, horizon: int = 12, X_future: pd.DataFrame | None = None, level=(80, 95)) -> pd.DataFrame:

@@ -88,6 +88,22 @@ def test_a_series_with_zeros_gets_the_additive_model():
     assert np.isfinite(model.predict(6).to_numpy()).all()
 
 
+def test_the_additive_model_is_the_fallback_when_the_multiplicative_fit_fails(monkeypatch):
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    fit = ETSModel.fit
+
+    def failing_mul(self, *args, **kwargs):
+        if self.error == "mul":
+            raise np.linalg.LinAlgError("simulated breakdown")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ETSModel, "fit", failing_mul)
+    model = DampedETS().fit(ets_series(6, 48))
+    assert model.spec_["error"] == "add"
+    assert np.isfinite(model.predict(6).to_numpy()).all()
+
+
 def test_regressors_are_ignored():
     y = ets_series(4, 48)
     X = pd.DataFrame({"phone_lines": np.arange(48.0)}, index=y.index)
