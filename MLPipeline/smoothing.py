@@ -95,20 +95,31 @@ class DampedETS:
         GPForecaster.predict: mean, std, lower_<l>/upper_<l>.
         """
         # imported here: forecaster imports this module for its ensemble
-        from MLPipeline.forecaster import _as_months, check_levels, level_label
+        from MLPipeline.forecaster import _as_months, check_levels, interval_columns
 
         if not hasattr(self, "results_"):
             raise ValueError("this DampedETS is not fitted yet; call fit(y) first")
         levels = check_levels(level)
         months = _as_months(months)
-        ordinals = np.array([month_ordinal(m) for m in months])
+        return pd.DataFrame(self._values(months, None, X, levels), index=pd.DatetimeIndex(months, name="month"),
+                            columns=interval_columns(levels))
+
+    def _values(self, months, x, X, levels) -> np.ndarray:
+        """(n, 2 + 2 levels) array of mean, std, lower/upper per level, as GPForecaster._values.
+
+        ``months`` are valid months or integer month ordinals; ``x`` and ``X`` are ignored.
+        """
+        if isinstance(months, np.ndarray) and months.dtype.kind == "i":
+            ordinals = months
+        else:
+            ordinals = np.array([month_ordinal(m) for m in months])
         first, last = month_ordinal(self.train_start_), month_ordinal(self.train_end_)
         if np.any(ordinals < first):
             raise ValueError(f"exponential smoothing cannot predict before {format_month(self.train_start_)}")
         steps = int(max(ordinals.max() - last, 0))
         past, ahead = ordinals <= last, ordinals - last - 1
-        mean, std = np.empty(len(months)), np.empty(len(months))
-        bounds = {lv: np.empty((2, len(months))) for lv in levels}
+        mean, std = np.empty(len(ordinals)), np.empty(len(ordinals))
+        bounds = {lv: np.empty((2, len(ordinals))) for lv in levels}
         if past.any():
             mean[past] = self.results_.fittedvalues.to_numpy(dtype=float)[ordinals[past] - first]
             # one-step error spread: sigma is relative to the level for a multiplicative error
@@ -123,12 +134,12 @@ class DampedETS:
             std[~past] = paths.std(axis=1)
             for lv in levels:
                 bounds[lv][:, ~past] = np.quantile(paths, [0.5 - lv / 200.0, 0.5 + lv / 200.0], axis=1)
-        data = {"mean": mean, "std": std}
-        for lv, (lower, upper) in bounds.items():
+        columns = [mean, std]
+        for lower, upper in bounds.values():
             if self.clip_negative and self.nonnegative_:
                 lower = np.maximum(lower, 0.0)
-            data[f"lower_{level_label(lv)}"], data[f"upper_{level_label(lv)}"] = lower, upper
-        return pd.DataFrame(data, index=pd.DatetimeIndex(months, name="month"))
+            columns += [lower, upper]
+        return np.column_stack(columns)
 
     def _paths(self, steps: int) -> np.ndarray:
         """(steps, SIMULATED_PATHS) simulated future sample paths (step-major draws: prefix-stable)."""

@@ -78,6 +78,9 @@ def test_predict_at_past_months_gives_one_step_fitted_values():
     assert list(mixed.index) == [pd.Timestamp(m) for m in ("2015-06-01", "2011-03-01", "2014-12-01")]
     with pytest.raises(ValueError, match="before 2010-01"):
         model.predict_at(["2009-12"])
+    # the array path the ensemble uses takes month ordinals (year * 12 + month - 1)
+    ordinals = np.array([2015 * 12 + 5, 2011 * 12 + 2, 2014 * 12 + 11])
+    np.testing.assert_array_equal(model._values(ordinals, None, None, (95,)), mixed.to_numpy())
 
 
 def test_a_series_with_zeros_gets_the_additive_model():
