@@ -38,7 +38,7 @@ from MLPipeline.config import DOMAINS, MANIFEST_NAME, MANIFEST_SCHEMA_VERSION, M
 from MLPipeline.months import parse_month
 
 #: Libraries whose version must match between training and serving for pickles to load safely.
-PINNED_LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn")
+PINNED_LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels")  # statsmodels: the ETS member
 RUNS_DIR = "runs"
 KEEP_RUNS = 3
 
