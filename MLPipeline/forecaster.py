@@ -606,15 +606,19 @@ class GPForecaster:
         values[pos[keep]] = given[last_rows[keep]]
         return values
 
+    def sums_path(self) -> bool:
+        """Whether predictions sum monthly steps from the last observed value: a difference GP,
+        alone or as an ensemble member (so regressors of the months on the way matter)."""
+        return self.kind == "difference" or any(m.kind == "difference" for m in getattr(self, "members_", ()))
+
     def first_month(self) -> pd.Timestamp:
         """The earliest month :meth:`predict_at` answers (month-start Timestamp).
 
-        A difference model, alone or as an ensemble member, needs the previous observed month,
-        so it starts one month after the training window does.
+        A model that sums differences needs the previous observed month, so it starts one month
+        after the training window does.
         """
         self._check_fitted()
-        kinds = {self.kind, *(m.kind for m in self.members_)}
-        return self.train_start_ + pd.offsets.MonthBegin(1 if "difference" in kinds else 0)
+        return self.train_start_ + pd.offsets.MonthBegin(1 if self.sums_path() else 0)
 
     # ------------------------------------------------------------------ report
     def describe(self) -> dict:

@@ -179,10 +179,8 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
 
 
 def _uses_path(forecaster) -> bool:
-    """Whether the forecaster sums a path of monthly steps (a difference model, or an ensemble with
-    one), so regressors of months between the training window and a requested month matter."""
-    members = getattr(forecaster, "members_", None) or ()
-    return forecaster.kind == "difference" or any(m.kind == "difference" for m in members)
+    """Whether regressors of months between the training window and a requested month matter."""
+    return forecaster.sums_path()
 
 
 class _Inputs:

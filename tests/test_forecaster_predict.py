@@ -87,10 +87,15 @@ def reference(model: GPForecaster, months: list[pd.Timestamp], X: pd.DataFrame) 
 
 
 def reference_ensemble(model, months, X) -> np.ndarray:
-    parts = [reference(m, months, X) for m in model.members_]
-    out = np.mean(parts, axis=0)
+    """Median of the members' means and bounds; std of the equal-weight mixture. The GP members
+    come from the reference above, the smoothing member from its own predict_at (tested in
+    test_forecaster_smoothing.py)."""
+    parts = [reference(m, months, X) if isinstance(m, GPForecaster)
+             else m.predict_at(months, X, level=LEVELS).to_numpy() for m in model.members_]
+    out = np.median(parts, axis=0)
+    mixture_mean = np.mean([p[:, 0] for p in parts], axis=0)
     second = np.mean([p[:, 1] ** 2 + p[:, 0] ** 2 for p in parts], axis=0)
-    out[:, 1] = np.sqrt(np.maximum(second - out[:, 0] ** 2, 0.0))
+    out[:, 1] = np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
     return out
 
 
@@ -109,7 +114,9 @@ def _request(X: pd.DataFrame, end: pd.Timestamp):
 def test_members_match_the_reference(fitted):
     model, X = fitted
     months, given = _request(X, model.train_end_)
-    for member in model.members_:
+    members = [m for m in model.members_ if isinstance(m, GPForecaster)]
+    assert len(members) == 3
+    for member in members:
         got = member.predict_at([m.strftime("%Y-%m") for m in months], given, level=LEVELS)
         assert list(got.columns) == interval_columns(LEVELS)
         assert list(got.index) == months and got.index.name == "month"

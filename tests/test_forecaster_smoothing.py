@@ -120,3 +120,15 @@ def test_ensemble_includes_the_smoothing_member():
     assert "damped-ets" in [m["kind"] for m in model.describe()["members"]]
     past = model.predict_at(y.index[12:18])
     assert np.isfinite(past.to_numpy()).all()
+
+
+def test_cached_simulation_gives_the_answers_of_a_fresh_one():
+    y = ets_series(5, 72)
+    model = DampedETS().fit(y)
+    short = model.predict(6)  # simulates (and caches) a short horizon first
+    long = model.predict(40)  # grows the cache past it
+    fresh = pickle.loads(pickle.dumps(model))
+    assert "_future_cache" in model.__dict__ and "_future_cache" not in fresh.__dict__
+    pd.testing.assert_frame_equal(long.iloc[:6], short)
+    pd.testing.assert_frame_equal(fresh.predict(40), long)
+    pd.testing.assert_frame_equal(DampedETS().fit(y).predict(3), short.iloc[:3])
