@@ -356,7 +356,7 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
     given = {name: [getattr(inst, name) for inst in instances] for name in REGRESSORS}
     regressors, assumption = _regressors(model, months, given)
     # Prepared once for all domains: the per-domain work is a forecaster call or a cache look-up.
-    inputs, checked, paths = _Inputs(model, regressors, prefix), set(), False
+    inputs, checked, paths, unused = _Inputs(model, regressors, prefix), set(), False, []
     per_domain = []
     for domain in domains or DOMAINS:
         chosen = model.kind_for(domain, kind)
@@ -366,11 +366,27 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
             checked.add(chosen)
         forecaster = model.forecaster(domain, chosen)
         paths |= bool(forecaster.regressors_) and _uses_path(forecaster)
+        if not forecaster.regressors_:
+            unused.append(domain)
         values = _predict_at(model, domain, chosen, inputs, levels)
         common = {"domain": domain, "kind": chosen, "model_version": model.version}
         per_domain.append(_rows(values, month_strings, inputs.x, common, levels))
     rows = [row for group in zip(*per_domain, strict=True) for row in group]
-    return rows, _with_path_note(model, assumption, inputs if paths else None)
+    assumption = _with_path_note(model, assumption, inputs if paths else None)
+    return rows, _unused_note(assumption, unused, len(per_domain))
+
+
+def _unused_note(assumption: str | None, unused: Sequence[str], answered: int) -> str | None:
+    """Say which answering models ignore the regressors (Engine.py keeps them only where its
+    training backtest found they help). When none uses them, notes about filled-in values are moot."""
+    if not unused:
+        return assumption
+    who = "these models do" if len(unused) == answered else f"the {', '.join(unused)} model(s) do"
+    note = (f"{who} not use {' or '.join(REGRESSORS)} (the training backtest found they did not help): "
+            "the values shown do not change the forecast")
+    if len(unused) == answered or not assumption:
+        return note
+    return f"{assumption}; {note}"
 
 
 def _with_path_note(model, assumption: str | None, inputs: _Inputs | None) -> str | None:
@@ -444,6 +460,7 @@ def _forecast(
     values = model.cache.get_or_compute(key, compute)
     common = {"domain": domain, "kind": chosen, "model_version": model.version}
     x_values = x[list(REGRESSORS)].to_numpy(dtype=float)
+    assumption = _unused_note(assumption, () if use_x else [domain], 1)
     return chosen, _rows(values, [format_month(m) for m in months], x_values, common, levels), assumption
 
 
@@ -472,6 +489,7 @@ def anomalies(
     forecaster = model.forecaster(domain, chosen)
     paths = bool(forecaster.regressors_) and _uses_path(forecaster)
     assumption = _with_path_note(model, assumption, inputs if paths else None)
+    assumption = _unused_note(assumption, () if forecaster.regressors_ else [domain], 1)
     mean, std, lower, upper = values.T
     observed = np.array([obs.value for obs in observations], dtype=float)
     z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)
