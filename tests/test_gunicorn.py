@@ -98,8 +98,14 @@ def bundle(trained_output):
 
 
 def in_process(bundle, domain, kind, months, phone_lines, channels):
+    """predict_at with what the service passes: the given regressors, and for path months the
+    request skips (difference models sum a path) the stated median of the last 12 training months."""
     index = pd.DatetimeIndex(pd.to_datetime(months, format="%Y-%m"), name="month")
     x = pd.DataFrame({"phone_lines": phone_lines, "channels": channels}, index=index, dtype=float)
+    path = pd.date_range(bundle.train_end + pd.DateOffset(months=1), index.max(), freq="MS", name="month")
+    median = bundle.history[list(x.columns)].astype(float).iloc[-12:].median()
+    gaps = path.difference(index)
+    x = pd.concat([x, pd.DataFrame([median.to_numpy()] * len(gaps), index=gaps, columns=x.columns)])
     return bundle.models[(domain, kind)].predict_at(index, X=x, level=(80, 95))
 
 
