@@ -151,7 +151,8 @@ class DampedETS:
         """
         cached = self.__dict__.get("_future_cache")
         if cached is None or len(cached[0]) < steps:
-            n = max(steps, 2 * SEASON_LENGTH)
+            # grow geometrically: a caller walking out one month at a time must not resimulate each time
+            n = max(steps, 2 * len(cached[0]) if cached is not None else 0, 5 * SEASON_LENGTH)
             cached = (np.asarray(self.results_.forecast(n), dtype=float), self._paths(n))
             self.__dict__["_future_cache"] = cached
         return cached[0][:steps], cached[1][:steps]

@@ -132,3 +132,13 @@ def test_cached_simulation_gives_the_answers_of_a_fresh_one():
     pd.testing.assert_frame_equal(long.iloc[:6], short)
     pd.testing.assert_frame_equal(fresh.predict(40), long)
     pd.testing.assert_frame_equal(DampedETS().fit(y).predict(3), short.iloc[:3])
+
+
+def test_walking_out_month_by_month_does_not_resimulate_each_time(monkeypatch):
+    model = DampedETS().fit(ets_series(6, 72))
+    calls = []
+    simulate = DampedETS._paths
+    monkeypatch.setattr(DampedETS, "_paths", lambda self, steps: calls.append(steps) or simulate(self, steps))
+    for steps in range(1, 150):
+        model.predict_at([model.train_end_ + pd.DateOffset(months=steps)])
+    assert len(calls) <= 3 and calls == sorted(calls) and calls[-1] >= 149

@@ -105,7 +105,8 @@ def in_process(bundle, domain, kind, months, phone_lines, channels):
     path = pd.date_range(bundle.train_end + pd.DateOffset(months=1), index.max(), freq="MS", name="month")
     median = bundle.history[list(x.columns)].astype(float).iloc[-12:].median()
     gaps = path.difference(index)
-    x = pd.concat([x, pd.DataFrame([median.to_numpy()] * len(gaps), index=gaps, columns=x.columns)])
+    if len(gaps):
+        x = pd.concat([x, pd.DataFrame([median.to_numpy()] * len(gaps), index=gaps, columns=x.columns)])
     return bundle.models[(domain, kind)].predict_at(index, X=x, level=(80, 95))
 
 
