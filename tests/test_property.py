@@ -29,7 +29,8 @@ odd_values = st.one_of(
     st.booleans(),
     st.integers(min_value=-(10**20), max_value=10**20),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=12),
+    # no control characters: Excel cannot store them, so the test's own workbook writer would fail
+    st.text(alphabet=st.characters(exclude_categories=("Cc", "Cs")), max_size=12),
     st.sampled_from(["2020-13", "2021-02-30", "2020-01", "1e3", " ", "NaN", "-0", "12,5", "2019-12-31"]),
     st.datetimes(min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2200, 1, 1)),
 )
