@@ -178,11 +178,6 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
     return out
 
 
-def _uses_path(forecaster) -> bool:
-    """Whether regressors of months between the training window and a requested month matter."""
-    return forecaster.sums_path()
-
-
 class _Inputs:
     """One request's months and regressor values, prepared once for every domain it asks for.
 
@@ -285,7 +280,7 @@ def _predict_at(model, domain: str, kind: str, inputs: _Inputs, levels: Sequence
 def _compute_at(forecaster, inputs: _Inputs, levels: Sequence[float]) -> np.ndarray:
     """``predict_at`` for the request's rows (repeats allowed), in request order, as one array."""
     use_x = bool(forecaster.regressors_)
-    back, distinct, calls = inputs.plan(use_x, _uses_path(forecaster))
+    back, distinct, calls = inputs.plan(use_x, forecaster.sums_path())
     columns = interval_columns(levels)
     out = np.empty((distinct, len(columns)))
     for rows, months, x in calls:
@@ -365,7 +360,7 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
             _check_range(model, months, prefix, _first_month(model, domain, chosen))
             checked.add(chosen)
         forecaster = model.forecaster(domain, chosen)
-        paths |= bool(forecaster.regressors_) and _uses_path(forecaster)
+        paths |= bool(forecaster.regressors_) and forecaster.sums_path()
         if not forecaster.regressors_:
             unused.append(domain)
         values = _predict_at(model, domain, chosen, inputs, levels)
@@ -487,7 +482,7 @@ def anomalies(
     inputs = _Inputs(model, x, "observations")
     values = _predict_at(model, domain, chosen, inputs, [level])
     forecaster = model.forecaster(domain, chosen)
-    paths = bool(forecaster.regressors_) and _uses_path(forecaster)
+    paths = bool(forecaster.regressors_) and forecaster.sums_path()
     assumption = _with_path_note(model, assumption, inputs if paths else None)
     assumption = _unused_note(assumption, () if forecaster.regressors_ else [domain], 1)
     mean, std, lower, upper = values.T

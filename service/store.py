@@ -274,23 +274,9 @@ _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 def _log_values(request_id: str, created_at: dt.datetime, endpoint: str, rows) -> list[dict[str, Any]]:
     """The rows as dicts for a Core insert (the fallback for drivers without positional markers)."""
-    return [
-        {
-            "request_id": request_id,
-            "created_at": created_at,
-            "endpoint": endpoint,
-            "domain": row["domain"],
-            "month": _month_date(row["month"]),
-            "phone_lines": _float_or_none(row.get("phone_lines")),
-            "channels": _float_or_none(row.get("channels")),
-            "model_version": str(row["model_version"]),
-            "kind": row["kind"],
-            "mean": float(row["mean"]),
-            "std": float(row["std"]),
-            **{name: _float_or_none(row.get(name)) for name in INTERVAL_COLUMNS},
-        }
-        for row in rows
-    ]
+    plain = _InsertPlan("", None, None)  # same conversions, no dialect processing
+    return [dict(zip(_WRITTEN, values, strict=True))
+            for values in plain.parameters(request_id, created_at, endpoint, rows)]
 
 
 class _InsertPlan:

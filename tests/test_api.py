@@ -15,7 +15,7 @@ from MLPipeline.config import DOMAINS, KINDS, REGRESSORS, SEASON_LENGTH
 from MLPipeline.months import format_month
 from service import create_app
 from service.api import PREDICTION_LOG_KEY
-from service.inference import MAX_REPEATS, _uses_path
+from service.inference import MAX_REPEATS
 from service.schemas import MAX_HORIZON, MAX_INSTANCES
 
 BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
@@ -105,7 +105,7 @@ def test_predict_one_month_gives_every_domain_with_the_preferred_kind(client, bu
     assert body["model_version"] == bundle.version
     # Regressors are given for the month asked; a model summing a path of monthly steps (difference,
     # ensemble) also runs through the two months before it, and the answer says what it assumed there.
-    paths = any(_uses_path(bundle.models[(d, bundle.preferred[d])]) for d in DOMAINS)
+    paths = any(bundle.models[(d, bundle.preferred[d])].sums_path() for d in DOMAINS)
     if paths:
         assert "path ran through 2 month(s) the request does not give" in body["assumption"]
     else:

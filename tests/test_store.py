@@ -225,6 +225,18 @@ def test_missing_interval_levels_are_stored_as_null(log):
     assert stored["lower_95"] == pytest.approx(80.4)
 
 
+def test_the_generic_insert_stores_what_the_fast_one_stores(log, monkeypatch):
+    """Drivers without positional markers take the Core insert; the stored rows are the same."""
+    rows = [prediction(month="2021-03", phone_lines=None), prediction(domain="Banking", month="2021-04")]
+    log.record("fast", "/predict", rows)
+    monkeypatch.setattr(store, "_insert_plan", lambda dialect: None)
+    log.record("generic", "/predict", rows)
+    stored, _ = log.predictions()
+    by_request = {rid: [{k: v for k, v in r.items() if k not in ("id", "request_id", "created_at")}
+                        for r in stored if r["request_id"] == rid] for rid in ("fast", "generic")}
+    assert len(by_request["fast"]) == 2 and by_request["fast"] == by_request["generic"]
+
+
 def test_an_empty_request_writes_nothing(log):
     log.record("req", "/predict", [])
     assert count_rows(log) == 0
