@@ -54,9 +54,11 @@ def _init_extensions(app: Flask) -> None:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from MLPipeline.config import output_dir
     from service import api, errors
-    from service.registry import Registry
+    from service.json_provider import OrjsonProvider
+    from service.registry import Registry, settle_heap
 
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config.from_mapping(DEFAULTS)
     app.config.from_mapping(_env_config())
     if config:
@@ -77,4 +79,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         reg.start()
     app.register_blueprint(api.create_blueprint(api.create_openapi(app)))
     _init_extensions(app)
+    if reg.current is not None:
+        settle_heap()  # again: the extensions imported and built more after the models loaded
     return app

@@ -22,6 +22,7 @@ from MLPipeline.forecaster import interval_columns
 from MLPipeline.months import format_month
 from service.errors import ApiError
 from service.schemas import MAX_HORIZON
+from service.tables import build_tables
 
 #: How often one request may repeat a month with different regressors (what-if scenarios). The
 #: forecaster looks regressors up by month, so each repeat costs another predict_at call per
@@ -56,6 +57,10 @@ def prepare(bundle) -> Any:
         check = forecaster.predict_at([train_end], X=history.loc[[train_end]], level=(95,))
         if not np.isfinite(check.to_numpy(dtype=float)).all():
             raise ValueError(f"model {domain}/{kind} predicts non-finite values")
+    last_month = train_end + pd.DateOffset(months=MAX_HORIZON)
+    # The preferred models answer most requests: their whole range, precomputed (service.tables).
+    preferred = {(d, bundle.preferred[d]): bundle.models[(d, bundle.preferred[d])] for d in DOMAINS}
+    tables = build_tables(preferred, lambda forecaster: forecaster.first_month(), last_month)
     loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return LoadedModel(
         bundle=bundle,
@@ -64,8 +69,9 @@ def prepare(bundle) -> Any:
         history=history,
         assumed=assumed,
         first_month=pd.Timestamp(bundle.train_start),
-        last_month=train_end + pd.DateOffset(months=MAX_HORIZON),
+        last_month=last_month,
         info=describe(bundle, loaded_at),
+        tables=tables,
     )
 
 
@@ -269,8 +275,26 @@ def _ordinal(month: pd.Timestamp) -> int:
     return month.year * 12 + month.month - 1
 
 
+def _from_table(model, domain: str, kind: str, ordinals: np.ndarray, levels: Sequence[float]) -> np.ndarray | None:
+    """The precomputed rows for these months (range already checked), or None without a table."""
+    table = model.tables.get((domain, kind))
+    if table is None or not table.covers(levels):
+        return None
+    return _finite(table.lookup(ordinals, levels))
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    if not np.isfinite(values).all():
+        raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+    return values
+
+
 def _predict_at(model, domain: str, kind: str, inputs: _Inputs, levels: Sequence[float]) -> np.ndarray:
-    """:func:`_compute_at` through the loaded model's cache (the key is the whole call)."""
+    """The month table's rows, else :func:`_compute_at` through the loaded model's cache (the key
+    is the whole call)."""
+    found = _from_table(model, domain, kind, inputs.ordinals, levels)
+    if found is not None:
+        return found
     forecaster = model.forecaster(domain, kind)
     months, x = inputs.key
     key = (domain, kind, "at", tuple(map(float, levels)), months, x if forecaster.regressors_ else b"")
@@ -286,8 +310,7 @@ def _compute_at(forecaster, inputs: _Inputs, levels: Sequence[float]) -> np.ndar
     for rows, months, x in calls:
         pred = forecaster.predict_at(months, X=x, level=tuple(levels))
         out[rows] = (pred if list(pred.columns) == columns else pred[columns]).to_numpy(dtype=float)
-    if not np.isfinite(out).all():
-        raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
+    _finite(out)
     return out if back is None else out[back]
 
 
@@ -443,11 +466,12 @@ def _forecast(
     use_x = bool(forecaster.regressors_)
 
     def compute() -> np.ndarray:
+        path = _ordinal(start) + np.arange(horizon)
+        found = _from_table(model, domain, chosen, path, levels)
+        if found is not None:
+            return found
         pred = forecaster.predict(horizon=horizon, X_future=x if use_x else None, level=tuple(levels))
-        values = pred[interval_columns(levels)].to_numpy(dtype=float)
-        if not np.isfinite(values).all():
-            raise _unprocessable("unpredictable_input", "the model gave non-finite values for these inputs")
-        return values
+        return _finite(pred[interval_columns(levels)].to_numpy(dtype=float))
 
     key = (domain, chosen, "path", horizon, tuple(map(float, levels)))
     if use_x:

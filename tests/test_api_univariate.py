@@ -56,3 +56,57 @@ def test_forecast_and_anomalies_say_it_too(client, univariate_output, path):
     response = client.post(path, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["assumption"] == "these models do " + NOTE + ": the values shown do not change the forecast"
+
+
+# ----------------------------------------------- precomputed answers (service.tables)
+
+
+@pytest.fixture(scope="module")
+def loaded(client):
+    from service.api import REGISTRY_KEY
+
+    return client.application.extensions[REGISTRY_KEY].get()
+
+
+def test_the_preferred_models_are_precomputed_for_every_month_they_serve(loaded):
+    from service.tables import TABLE_LEVELS
+
+    bundle = loaded.bundle
+    assert set(loaded.tables) == {(d, bundle.preferred[d]) for d in DOMAINS}
+    for (domain, kind), table in loaded.tables.items():
+        forecaster = bundle.models[(domain, kind)]
+        months = pd.date_range(forecaster.first_month(), loaded.last_month, freq="MS")
+        assert len(table.values) == len(months)
+        ordinals = months.year * 12 + months.month - 1
+        for i in (0, 1, len(months) // 2, len(months) - 1):  # one month per call: the reference
+            want = forecaster.predict_at([months[i]], level=TABLE_LEVELS).to_numpy()[0]
+            assert table.lookup(ordinals[i:i + 1], TABLE_LEVELS)[0] == pytest.approx(want, rel=1e-9)
+        picked = table.lookup(ordinals[[3, 3, 0]], (95,))  # a subset of levels, repeats allowed
+        assert picked.shape == (3, 4) and (picked[0] == picked[1]).all()
+        with pytest.raises(IndexError):
+            table.lookup(ordinals[[0]] - 1, (95,))
+
+
+@pytest.mark.parametrize("level", [[80, 95], [90]])  # from the table, and past it (90 is not kept)
+def test_predict_equals_predict_at_with_and_without_the_table(client, loaded, level):
+    from service.tables import TABLE_LEVELS
+
+    assert all(lv in TABLE_LEVELS for lv in level) == (level == [80, 95])
+    month = loaded.bundle.train_end + pd.DateOffset(months=7)
+    body = client.post("/predict", json={"month": format_month(month), "level": level}).get_json()
+    columns = ["mean", "std"] + [f"{b}_{lv}" for lv in level for b in ("lower", "upper")]
+    for row in body["predictions"]:
+        forecaster = loaded.bundle.models[(row["domain"], row["kind"])]
+        want = forecaster.predict_at([month], level=tuple(level)).iloc[0]
+        assert [row[c] for c in columns] == pytest.approx([want[c] for c in columns], rel=1e-9)
+
+
+def test_a_model_with_regressors_gets_no_table(trained_output):
+    from service.tables import MonthTable, build_tables
+
+    bundle = load_bundle(trained_output)
+    with_x = {key: m for key, m in bundle.models.items() if m.regressors_}
+    assert with_x  # the shared fixture trains with regressors, else this test could not fail
+    assert build_tables(with_x, lambda m: m.first_month(), bundle.train_end) == {}
+    with pytest.raises(ValueError, match="without regressors"):
+        MonthTable(next(iter(with_x.values())), bundle.train_start, bundle.train_end)

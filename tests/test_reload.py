@@ -181,3 +181,27 @@ def test_a_worker_started_without_models_becomes_ready_once_they_appear(trained_
         response.status_code == 200
         and response.get_json()["model_version"] == manifest(output)["model_version"]
     )
+
+
+def test_loaded_models_are_frozen_out_of_the_garbage_collectors_walks(output, tmp_path):
+    """service.registry.settle_heap: a full collection must not walk the models (the p99 pauses)."""
+    import gc
+
+    from service.api import REGISTRY_KEY
+
+    def tracked(obj) -> bool:  # in a generation the collector walks (frozen ones are not)
+        return any(o is obj for o in gc.get_objects())
+
+    client = make_app(output, tmp_path).test_client()
+    registry = client.application.extensions[REGISTRY_KEY]
+    first = next(iter(registry.get().bundle.models.values())).__dict__
+    assert gc.get_freeze_count() > 0 and not tracked(first)
+    publish_copy(output, "20991231T000000Z-newmodel")
+    assert client.post("/admin/reload", headers=AUTH).status_code == 200
+    second = next(iter(registry.get().bundle.models.values())).__dict__
+    assert second is not first and not tracked(second)
+    gc.unfreeze()  # the control: the same check sees an unfrozen object
+    try:
+        assert tracked(second)
+    finally:
+        gc.freeze()
