@@ -20,9 +20,13 @@ from flask.json.provider import DefaultJSONProvider
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # datetimes as Flask renders them (default below)
 
 
+_COMPACT = (",", ":")
+
+
 class OrjsonProvider(DefaultJSONProvider):
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs or self.sort_keys or not self.compact:
+        # Flask's response() asks for compact separators; any other option goes to its encoder.
+        if self.sort_keys or kwargs.pop("separators", _COMPACT) != _COMPACT or kwargs:
             return super().dumps(obj, **kwargs)
         try:
             return orjson.dumps(obj, default=self.default, option=_OPTIONS).decode()

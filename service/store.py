@@ -355,7 +355,7 @@ class PredictionLog:
         self._gate_file = None
         self._gate_pid: int | None = None
 
-    @property
+    @functools.cached_property
     def backend(self) -> str:
         return sa.engine.make_url(self.url).get_backend_name()
 
@@ -404,7 +404,7 @@ class PredictionLog:
         an flock beside the database wakes the next writer as soon as the last one commits; the
         busy timeout still bounds the holder. Other backends lock rows themselves: no gate.
         """
-        path = self._gate_path()
+        path = self._gate_path
         if path is None:
             yield
             return
@@ -422,6 +422,7 @@ class PredictionLog:
         finally:
             self._gate.release()
 
+    @functools.cached_property
     def _gate_path(self) -> str | None:
         url = sa.engine.make_url(self.url)
         if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":

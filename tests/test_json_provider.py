@@ -37,7 +37,8 @@ def providers():
     fast, plain = OrjsonProvider(app), DefaultJSONProvider(app)
     for p in (fast, plain):
         p.sort_keys, p.compact = False, True  # as service.create_app sets them
-    return fast, plain
+    with app.app_context():  # providers hold the app weakly
+        yield fast, plain
 
 
 @pytest.mark.parametrize("value", CASES)
@@ -62,3 +63,12 @@ def test_the_service_answers_with_it():
     assert isinstance(app.json, OrjsonProvider)
     response = app.test_client().get("/health")
     assert response.status_code == 200 and response.is_json and response.get_json()["status"]
+
+
+def test_responses_are_encoded_by_orjson(providers):
+    fast, plain = providers
+    value = {"note": "☎"}
+    # the visible difference: orjson sends UTF-8, the standard encoder escapes non-ASCII
+    assert plain.response(value).get_data() == b'{"note":"\\u260e"}\n'
+    assert fast.response(value).get_data() == '{"note":"☎"}\n'.encode()
+    assert fast.response(value).get_json() == value
