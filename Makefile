@@ -57,7 +57,12 @@ test: $(VENV)/.dev lint
 bench-accuracy: $(VENV)/.bench
 	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
 
+# wrk (Debian's package) is the serving benchmark's load generator; bench/serve.py falls back to a
+# Python client where it cannot be installed (no apt-get, not root).
 bench-serve: $(VENV)/.bench
+	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk not installed: bench/serve.py uses its Python client"
 	$(BIN)/python bench/serve.py $(BENCH_ARGS)
 
 # Container image (lightsail-deployment.md): the build stage trains, so no local Output/ is used.

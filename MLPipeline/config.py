@@ -32,7 +32,8 @@ ORIGINAL_HEADERS: dict[str, str] = {
 }
 
 #: Model kinds trained and served: a GP on the level, a GP on month-over-month differences, and
-#: the ensemble averaging them with a Box–Cox level GP (see MLPipeline.forecaster).
+#: the ensemble: the median of the level GP, a Box–Cox level GP, damped-trend ETS and Theta
+#: (see MLPipeline.forecaster).
 KINDS: tuple[str, ...] = ("level", "difference", "ensemble")
 
 SEASON_LENGTH = 12  # months in a year: the periodic component and MASE scaling

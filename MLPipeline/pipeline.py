@@ -54,8 +54,8 @@ class RunConfig:
 def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None) -> dict[str, GPForecaster]:
     """One fitted model per kind in ``KINDS``, each GP fitted once.
 
-    The ensemble's members that are the plain level and difference models (no transform, the
-    kind's default calibration) are served as those kinds, instead of fitting them again.
+    An ensemble member that is a plain model of a served kind (no transform, the kind's default
+    calibration: the calibrated level GP) is served as that kind instead of being fitted again.
     """
     ensemble = GPForecaster(kind="ensemble").fit(y, X) if "ensemble" in KINDS else None
     members = ensemble.members_ if ensemble is not None else []

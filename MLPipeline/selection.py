@@ -25,21 +25,31 @@ SELECTION_METRIC = "mase"
 DEFAULT_MARGIN = 0.25
 
 
-def _member_forecasts(y_train, x_train, horizon, x_future, random_state):
-    """Point forecasts of the ensemble's members (uncalibrated: calibration moves bounds, not means)."""
-    out = {}
-    for kind, transform, _ in ENSEMBLE_MEMBERS:
-        model = ensemble_member(kind, transform, calibrate=False, random_state=random_state)
-        out[(kind, transform)] = model.fit(y_train, x_train).predict(horizon, x_future)["mean"].to_numpy()
-    return out
+def _point_forecasts(y_train, x_train, horizon, x_future, random_state) -> dict[str, np.ndarray]:
+    """Point forecasts per kind at one origin; the ensemble's is the combination of its members'.
+
+    Members are fitted uncalibrated (calibration moves bounds, not means); the level kind is the
+    ensemble's level member, the difference kind is fitted on its own.
+    """
+    def mean(model):
+        return model.fit(y_train, x_train).predict(horizon, x_future)["mean"].to_numpy()
+
+    members = {(kind, transform): mean(ensemble_member(kind, transform, calibrate=False, random_state=random_state))
+               for kind, transform, _ in ENSEMBLE_MEMBERS}
+    forecasts = {"ensemble": combine_members(list(members.values()))}
+    for kind in ("level", "difference"):
+        forecasts[kind] = members.get((kind, None))
+        if forecasts[kind] is None:
+            forecasts[kind] = mean(ensemble_member(kind, None, calibrate=False, random_state=random_state))
+    return forecasts
 
 
 def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 2,
                    horizon: int = SEASON_LENGTH, random_state: int = 0) -> dict:
     """Mean backtest sMAPE and MASE per kind over the last ``folds`` yearly origins of ``y``.
 
-    The level and difference kinds and the ensemble share fits: the ensemble's forecast is the
-    combination (median) of its members' forecasts at the same origin.
+    The level kind and the ensemble share fits: the ensemble's forecast is the combination
+    (median) of its members' forecasts at the same origin.
     """
     origins = backtest_origins(len(y), horizon=horizon, folds=folds, min_train=MIN_MONTHS)
     rows: dict[str, list[dict]] = {k: [] for k in FORECASTER_KINDS}
@@ -47,13 +57,7 @@ def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 
         y_train, actual = y.iloc[:origin], y.iloc[origin:origin + horizon].to_numpy()
         x_train = None if X is None else X.iloc[:origin]
         x_future = None if X is None else X.iloc[origin:origin + horizon]
-        members = _member_forecasts(y_train, x_train, horizon, x_future, random_state)
-        forecasts = {
-            "level": members[("level", None)],
-            "difference": members[("difference", None)],
-            "ensemble": combine_members(list(members.values())),
-        }
-        for kind, mean in forecasts.items():
+        for kind, mean in _point_forecasts(y_train, x_train, horizon, x_future, random_state).items():
             rows[kind].append({"smape": smape(actual, mean), "mase": mase(actual, mean, y_train.to_numpy())})
     scores = {k: {m: float(np.mean([r[m] for r in v])) for m in ("smape", "mase")} for k, v in rows.items() if v}
     return {"origins": [str(y.index[o].date()) for o in origins], "scores": scores}

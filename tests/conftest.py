@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -22,6 +23,21 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def holdout_coverage(cases, forecast) -> dict[int, float]:
+    """Share of held-out months inside the 80% and 95% intervals, pooled over ``cases``.
+
+    ``cases`` yields (training series, held-out values); ``forecast(train, horizon)`` returns a
+    frame with lower_/upper_ 80 and 95 columns.
+    """
+    inside: dict[int, list[bool]] = {80: [], 95: []}
+    for train, actual in cases:
+        actual = np.asarray(actual, dtype=float)
+        fc = forecast(train, len(actual))
+        for level, hits in inside.items():
+            hits += list((actual >= fc[f"lower_{level}"].to_numpy()) & (actual <= fc[f"upper_{level}"].to_numpy()))
+    return {level: float(np.mean(hits)) for level, hits in inside.items()}
 
 
 @pytest.fixture(scope="session")

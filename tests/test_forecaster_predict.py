@@ -38,6 +38,14 @@ def fitted(request):
     return model, X
 
 
+@pytest.fixture(scope="module")
+def gp_models(fitted):
+    """The ensemble's GP members and a difference GP on the same data (not an ensemble member)."""
+    model, X = fitted
+    difference = GPForecaster("difference").fit(model.y_, X.iloc[:N] if model.regressors_ else None)
+    return [m for m in model.members_ if isinstance(m, GPForecaster)] + [difference]
+
+
 def reference(model: GPForecaster, months: list[pd.Timestamp], X: pd.DataFrame) -> np.ndarray:
     """predict_at of one non-ensemble model, one month at a time, from the GP's own predict."""
     end = model.train_end_
@@ -111,12 +119,11 @@ def _request(X: pd.DataFrame, end: pd.Timestamp):
     return months, pd.concat([given, repeat])
 
 
-def test_members_match_the_reference(fitted):
+def test_gp_models_match_the_reference(fitted, gp_models):
     model, X = fitted
     months, given = _request(X, model.train_end_)
-    members = [m for m in model.members_ if isinstance(m, GPForecaster)]
-    assert len(members) == 3
-    for member in members:
+    assert [(m.kind, m.transform) for m in gp_models] == [("level", None), ("level", "boxcox"), ("difference", None)]
+    for member in gp_models:
         got = member.predict_at([m.strftime("%Y-%m") for m in months], given, level=LEVELS)
         assert list(got.columns) == interval_columns(LEVELS)
         assert list(got.index) == months and got.index.name == "month"
@@ -129,9 +136,15 @@ def test_ensemble_matches_the_reference(fitted):
     got = model.predict_at(pd.DatetimeIndex(months), given, level=LEVELS)
     assert list(got.index) == months
     np.testing.assert_allclose(got.to_numpy(), reference_ensemble(model, months, given), rtol=1e-9, atol=0)
-    # the path's months the caller did not give are really filled (not a no-op in this test)
-    path = pd.date_range(model.train_end_ + pd.offsets.MonthBegin(1), periods=9, freq="MS")
-    assert not set(path) <= set(given.index)
+
+
+def test_the_request_leaves_path_months_out():
+    """The difference model's path months the caller did not give are really filled (the reference
+    check of the difference GP is not a no-op)."""
+    y, X = _data()
+    months, given = _request(X, y.index[-1])
+    path = pd.date_range(y.index[-1] + pd.offsets.MonthBegin(1), periods=9, freq="MS")
+    assert max(months) == path[-1] and not set(path) <= set(given.index)
 
 
 def test_cached_constants_follow_a_refit_and_stay_out_of_pickles(fitted):
