@@ -2,7 +2,8 @@
 
 Environment: PORT (default 5000), WEB_CONCURRENCY (workers, default 2), GUNICORN_THREADS
 (threads per worker, default 2), GUNICORN_MAX_REQUESTS (recycle a worker after this many
-requests, default 0 = never). Command-line flags override these (tests bind 127.0.0.1 with -b).
+requests, default 0 = never), GUNICORN_REUSE_PORT (a listening socket per worker, default off).
+Command-line flags override these (tests bind 127.0.0.1 with -b).
 """
 
 import importlib
@@ -32,6 +33,13 @@ preload_app = False
 timeout = 30  # a request slower than this is a bug; the worker is restarted
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
 keepalive = 5
+# GUNICORN_REUSE_PORT=1: each worker listens on its own SO_REUSEPORT socket and the kernel spreads
+# new connections over the workers. Off by default: with the one shared socket a worker killed
+# mid-load loses nothing (its queued connections go to the other), with per-worker sockets 3 of 300
+# requests fired right after a SIGKILL were reset (tests/test_faults.py). The shared socket's cost:
+# in about one load in three the first worker awake took all 32 keep-alive connections (seen with
+# ss) and /predict ran at ~800 instead of ~1,950 req/s (bench/serve.py prints the split).
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "").strip().lower() in ("1", "true", "yes")
 max_requests = _int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = max_requests // 10
 # The app writes one JSON access line per request itself (service/logs.py, with the request

@@ -26,7 +26,7 @@ from MLPipeline.months import format_month
 from MLPipeline.normality import normality_table
 from MLPipeline.preprocess import train_test_split
 from MLPipeline.report import render_report
-from MLPipeline.selection import choose_kind
+from MLPipeline.selection import REGRESSOR_MARGIN, choose_kind
 
 log = logging.getLogger("MLPipeline.pipeline")
 
@@ -93,7 +93,7 @@ def _selection_task(domain, train, cfg: RunConfig):
     """Kind and regressor use for ``domain``, from backtests inside the training split only.
 
     With ``regressors="auto"`` the univariate models are kept unless the regressors improve the
-    preferred kind's backtest score by more than the selection margin (simpler model wins ties).
+    preferred kind's backtest score by more than ``REGRESSOR_MARGIN`` (simpler model wins ties).
     """
     y = train[domain]
     if cfg.regressors != "auto":
@@ -106,11 +106,11 @@ def _selection_task(domain, train, cfg: RunConfig):
     if without is None or within is None:
         return domain, {**plain, "uses_regressors": False,
                         "regressor_reason": "no backtest origin: univariate models"}
-    use_x = within < without * (1 - plain["margin"])
+    use_x = within < without * (1 - REGRESSOR_MARGIN)
     metric = plain["metric"].upper()
     reason = (f"training-backtest {metric} with regressors {within:.3f} ({with_x['preferred']}) vs without "
               f"{without:.3f} ({plain['preferred']}): "
-              + ("regressors used" if use_x else f"univariate (regressors do not help by more than {plain['margin']:.0%})"))
+              + ("regressors used" if use_x else f"univariate (regressors do not help by more than {REGRESSOR_MARGIN:.0%})"))
     chosen = with_x if use_x else plain
     return domain, {**chosen, "uses_regressors": use_x, "regressor_reason": reason,
                     "backtest_other": (plain if use_x else with_x)["backtest"]}

@@ -2,9 +2,13 @@
 
 The Engine calls :func:`choose_kind` per domain with the training split only; the returned
 details (backtest figures per kind, origins, reason) go into the manifest and the report.
-The ensemble is the default and wins ties: on the benchmarks picking a single kind by a
-short backtest was noisier than combining (bench/accuracy.py), so another kind must beat the
-ensemble's backtest MASE by ``margin`` (25%) to be chosen.
+
+The ensemble is the default and, unless a ``margin`` is given, it is kept: the backtest is
+recorded (and decides whether the regressors help), but not used to switch kinds. Replaying the
+recorded two-origin backtests of the accuracy benchmark (bench/accuracy.py), switching to a kind
+that beat the ensemble's backtest MASE by a margin lost on the M3 development set at every
+margin tried (sMAPE 12.88 at 25%, 12.90 at 35%, 12.80 at 50%, 12.78 never), and on M1 too
+(14.88, 14.80, 14.52, 14.18): two yearly origins cannot tell the kinds apart reliably.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from MLPipeline.forecaster import ENSEMBLE_MEMBERS, FORECASTER_KINDS, combine_me
 
 DEFAULT_KIND = "ensemble"
 SELECTION_METRIC = "mase"
-#: Relative: another kind must beat the ensemble's backtest MASE by 25%. With 5%, GP-auto lost to the
-#: plain ensemble (call-centre sMAPE 13.69 vs 13.45, 150 M1 series 16.27 vs 15.11): two yearly origins
-#: are too few to tell kinds apart; at 25% it switches on 18 of those M1 series (15.17) and none of the
-#: call-centre ones (bench/accuracy.py; replayed from the recorded backtests).
-DEFAULT_MARGIN = 0.25
+#: None: keep the default kind whatever the backtest says (see the module docstring); a number:
+#: another kind must beat the default's backtest MASE by that fraction to be chosen.
+DEFAULT_MARGIN: float | None = None
+#: Regressors are used only where they improve the chosen kind's backtest MASE by this fraction
+#: (MLPipeline.pipeline); on the call-centre data they never did.
+REGRESSOR_MARGIN = 0.25
 
 
 def _point_forecasts(y_train, x_train, horizon, x_future, random_state) -> dict[str, np.ndarray]:
@@ -64,12 +69,14 @@ def backtest_kinds(y: pd.Series, X: pd.DataFrame | None = None, *, folds: int = 
 
 
 def choose_kind(y: pd.Series, X: pd.DataFrame | None = None, *, kinds=FORECASTER_KINDS,
-                margin: float = DEFAULT_MARGIN, folds: int = 2, random_state: int = 0) -> tuple[str, dict]:
+                margin: float | None = DEFAULT_MARGIN, folds: int = 2, random_state: int = 0) -> tuple[str, dict]:
     """Pick a kind for ``y`` (training data only) and say why.
 
-    Returns ``(kind, details)``; details hold ``preferred``, ``metric``, ``backtest`` (per kind:
-    mean sMAPE and MASE over the origins), ``origins`` (first forecast month of each fold) and
-    a one-line ``reason``. ``kinds`` limits the candidates (e.g. config.KINDS).
+    Returns ``(kind, details)``; details hold ``preferred``, ``metric``, ``margin``, ``backtest``
+    (per kind: mean sMAPE and MASE over the origins), ``origins`` (first forecast month of each
+    fold) and a one-line ``reason``. ``kinds`` limits the candidates (e.g. config.KINDS); the
+    default kind is the ensemble when it is among them, else the first. ``margin=None`` keeps the
+    default kind; a number lets another kind win by beating its backtest MASE by that fraction.
     """
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in FORECASTER_KINDS]
@@ -84,11 +91,15 @@ def choose_kind(y: pd.Series, X: pd.DataFrame | None = None, *, kinds=FORECASTER
                          "reason": f"{len(y)} months leave no backtest origin; default {default}"}
     base = scores[default][SELECTION_METRIC]
     best = min(scores, key=lambda k: scores[k][SELECTION_METRIC])
-    if best != default and scores[best][SELECTION_METRIC] > base * (1 - margin):
+    if best != default and (margin is None or scores[best][SELECTION_METRIC] > base * (1 - margin)):
         best = default
     others = ", ".join(f"{k} {s[SELECTION_METRIC]:.3f}" for k, s in scores.items() if k != best)
-    why = (f"{default} kept: no kind beats it by more than {margin:.0%}" if best == default
-           else f"beats {default} by more than {margin:.0%}")
+    if margin is None:
+        why = f"{default} kept: the backtest is recorded, not used to switch kinds"
+    elif best == default:
+        why = f"{default} kept: no kind beats it by more than {margin:.0%}"
+    else:
+        why = f"beats {default} by more than {margin:.0%}"
     reason = (f"training-backtest {SELECTION_METRIC.upper()} ({len(result['origins'])} origins): {best} "
               f"{scores[best][SELECTION_METRIC]:.3f} vs {others or '-'} ({why})")
     return best, {**details, "preferred": best, "reason": reason}

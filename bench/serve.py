@@ -2,8 +2,10 @@
 
 Endpoints: ``GET /health``, ``POST /predict`` (one month, every domain), ``POST /predict`` (100
 instances), ``POST /forecast`` (horizon 12), each at 1, 8 and 32 connections for ``--seconds``.
-Columns: requests/s, p50/p95/p99 latency (ms), errors (non-2xx and socket errors), and each
-endpoint's throughput as a share of ``/health`` at the same connection count in the same run.
+Columns: the client connections each worker held (sampled with ``ss`` a second in: a keep-alive
+connection stays on the worker that accepted it, so an uneven split caps a cell), requests/s,
+p50/p95/p99 latency (ms), errors (non-2xx and socket errors), and each endpoint's throughput as a
+share of ``/health`` at the same connection count in the same run.
 The prediction log is on (SQLite in a temp dir), as in production.
 
 Load generator: ``wrk`` when it is installed (``apt-get install wrk``; a C client that is not the
@@ -19,11 +21,13 @@ the committed sample). Writes serve.md and serve.json to Output/bench/ (``--resu
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -164,6 +168,30 @@ def run_python(
 # ------------------------------------------------------------------ the run
 
 
+def connection_split(port: int) -> str:
+    """Established client connections per server process on ``port``, largest first ("16/16"), from
+    ``ss``; "-" without it. A keep-alive connection stays on the worker that accepted it, so an
+    uneven split caps a cell's throughput whatever the code does."""
+    if shutil.which("ss") is None:
+        return "-"
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=10).stdout
+    counts = collections.Counter(re.findall(r"pid=(\d+)", out))
+    return "/".join(str(n) for n in sorted(counts.values(), reverse=True)) or "-"
+
+
+def measured(load, port: int, *args) -> dict:
+    """``load(*args)`` with the connection split sampled once its connections are open."""
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(load(*args)))
+    worker.start()
+    seconds = args[-2]
+    time.sleep(min(1.0, seconds / 2))
+    split = connection_split(port)
+    worker.join()
+    return {**result, "split": split}
+
+
 def train(directory: Path, data: Path) -> Path:
     from MLPipeline.pipeline import RunConfig, run
 
@@ -173,12 +201,12 @@ def train(directory: Path, data: Path) -> Path:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| endpoint | connections | requests/s | p50 ms | p95 ms | p99 ms | errors | vs /health |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| endpoint | connections | per worker | requests/s | p50 ms | p95 ms | p99 ms | errors | vs /health |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         lines.append(
-            f"| {r['endpoint']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
-            f"| {r['p99_ms']:.1f} | {r['errors']} | {r['ratio_to_health']:.0%} |"
+            f"| {r['endpoint']} | {r['connections']} | {r.get('split', '-')} | {r['rps']:.0f} | {r['p50_ms']:.1f} "
+            f"| {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | {r['ratio_to_health']:.0%} |"
         )
     return "\n".join(lines)
 
@@ -213,14 +241,16 @@ def main(argv=None) -> int:
         rows = []
         with Gunicorn(tmp, env, workers=args.workers) as server:
             info = json.loads(_get(server.url, "/model"))
+            port = int(server.url.rsplit(":", 1)[1])
             plan = bodies(pd.Timestamp(info["train_end"]))
             for method, path, payloads in plan.values():  # warm every worker's code paths
                 load(server.url, method, path, payloads, 4, 1.0, tmp)
             for connections in args.connections:
                 for name, (method, path, payloads) in plan.items():
-                    result = load(server.url, method, path, payloads, connections, args.seconds, tmp)
+                    result = measured(load, port, server.url, method, path, payloads, connections,
+                                      args.seconds, tmp)
                     rows.append({"endpoint": name, "connections": connections, **result})
-                    print(f"{name:24s} c={connections:<3d} {result['rps']:8.1f} req/s  "
+                    print(f"{name:24s} c={connections:<3d} [{result['split']}] {result['rps']:8.1f} req/s  "
                           f"p50 {result['p50_ms']:7.1f}  p99 {result['p99_ms']:7.1f} ms  "
                           f"errors {result['errors']}", flush=True)  # fmt: skip
     health = {r["connections"]: r["rps"] for r in rows if r["endpoint"] == "/health"}
@@ -239,6 +269,7 @@ def main(argv=None) -> int:
         "python": platform.python_version(),
         "prediction_log": "sqlite",
         "prediction_cache_rows": configured_rows(),
+        "reuse_port": os.environ.get("GUNICORN_REUSE_PORT", ""),
     }
     text = "\n".join([
         f"# Serving benchmark ({meta['finished']})", "",

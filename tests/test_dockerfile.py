@@ -253,6 +253,16 @@ def test_gunicorn_config_binds_all_interfaces_on_port(monkeypatch: pytest.Monkey
     assert settings["bind"] == "0.0.0.0:6123"  # reachable through `docker run -p`
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("", False), ("0", False), ("1", True),
+                                               ("true", True), (" YES ", True)])
+def test_gunicorn_reuse_port_is_opt_in(monkeypatch: pytest.MonkeyPatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("GUNICORN_REUSE_PORT", raising=False)
+    else:
+        monkeypatch.setenv("GUNICORN_REUSE_PORT", value)
+    assert runpy.run_path(str(ROOT / "gunicorn.conf.py"))["reuse_port"] is expected
+
+
 # ------------------------------------------------- the image, imitated on the host
 
 SERVICE_FILES = ("Engine.py", "app.py", "gunicorn.conf.py", "service/__init__.py")

@@ -205,7 +205,8 @@ def test_ensemble_with_regressors_needs_them_for_the_future():
 def test_choose_kind_reports_its_training_backtest():
     y = seasonal_walk(10, 60)
     kind, details = choose_kind(y)
-    assert kind in ("level", "difference", "ensemble") and details["preferred"] == kind
+    assert kind == "ensemble" and details["preferred"] == kind and details["margin"] is None
+    assert "not used to switch" in details["reason"]
     assert set(details["backtest"]) == {"level", "difference", "ensemble"}
     assert details["origins"] == ["2015-01-01", "2016-01-01"]
     assert all(np.isfinite(v["mase"]) and np.isfinite(v["smape"]) for v in details["backtest"].values())
@@ -213,6 +214,13 @@ def test_choose_kind_reports_its_training_backtest():
     # restricted to the pipeline's kinds, the winner is the lower backtest MASE of those two
     kind2, details2 = choose_kind(y, kinds=("level", "difference"), margin=0.0)
     assert kind2 == min(details2["backtest"], key=lambda k: details2["backtest"][k]["mase"])
+    # with a margin, a kind that beats the ensemble's backtest by it is chosen, one that does not is not
+    scores = {k: v["mase"] for k, v in details["backtest"].items()}
+    best = min(scores, key=scores.get)
+    assert best != "ensemble"  # this series has a kind that beats the ensemble's backtest
+    gain = 1 - scores[best] / scores["ensemble"]
+    assert choose_kind(y, margin=gain / 2)[0] == best
+    assert choose_kind(y, margin=gain + 0.01)[0] == "ensemble"
 
 
 def test_choose_kind_on_a_series_too_short_to_backtest():
