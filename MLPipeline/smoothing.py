@@ -41,7 +41,8 @@ class _SmoothingMember:
     """Shared prediction API: ``predict``, ``predict_at`` and the ensemble's array path ``_values``.
 
     Subclasses implement ``_fit(values)``, ``_insample()`` -> (mean, std) over the training months
-    and ``_ahead(steps, levels)`` -> (mean, std, {level: (lower, upper)}) for the months after it.
+    and ``_ahead(steps, levels)`` -> (mean, std, {level: (lower, upper)}) for the given steps after
+    it (0 = the month after the window; repeats and any order allowed).
     """
 
     kind = "smoothing"
@@ -104,11 +105,10 @@ class _SmoothingMember:
                 half = _z(lv) * std[past]
                 bounds[lv][:, past] = mean[past] - half, mean[past] + half
         if (~past).any():
-            f_mean, f_std, f_bounds = self._ahead(int(ahead.max()) + 1, levels)
-            rows = ahead[~past]
-            mean[~past], std[~past] = f_mean[rows], f_std[rows]
+            f_mean, f_std, f_bounds = self._ahead(ahead[~past], levels)
+            mean[~past], std[~past] = f_mean, f_std
             for lv in levels:
-                bounds[lv][:, ~past] = f_bounds[lv][0][rows], f_bounds[lv][1][rows]
+                bounds[lv][:, ~past] = f_bounds[lv]
         columns = [mean, std]
         for lower, upper in bounds.values():
             if self.clip_negative and self.nonnegative_:
@@ -169,10 +169,11 @@ class DampedETS(_SmoothingMember):
         sigma = np.sqrt(float(self.results_.scale))
         return mean, (sigma * np.abs(mean) if self.spec_["error"] == "mul" else np.full_like(mean, sigma))
 
-    def _ahead(self, steps: int, levels):
-        forecast, paths = self._future(steps)
-        bounds = {lv: tuple(np.quantile(paths, [0.5 - lv / 200.0, 0.5 + lv / 200.0], axis=1)) for lv in levels}
-        return forecast, paths.std(axis=1), bounds
+    def _ahead(self, steps: np.ndarray, levels):
+        forecast, paths = self._future(int(steps.max()) + 1)
+        paths = paths[steps]  # only the requested months: quantiles of 1,000 paths each are the cost
+        bounds = {lv: np.quantile(paths, [0.5 - lv / 200.0, 0.5 + lv / 200.0], axis=1) for lv in levels}
+        return forecast[steps], paths.std(axis=1), bounds
 
     def _future(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Forecast means (steps,) and simulated paths (steps, SIMULATED_PATHS).
@@ -245,7 +246,7 @@ class Theta(_SmoothingMember):
                 method = "additive"
                 season = seasonal_decompose(values, model=method, period=SEASON_LENGTH).seasonal[:SEASON_LENGTH]
             self.method_, self.seasonal_ = method, np.asarray(season, dtype=float)
-            x = self._deseasonalise(values, 0)
+            x = self._deseasonalise(values, np.arange(n))
         self.drift_ = float(np.polyfit(np.arange(n, dtype=float), x, 1)[0])
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore")  # convergence chatter; a perfect fit's AIC is -inf
@@ -262,40 +263,41 @@ class Theta(_SmoothingMember):
             errors = errors / self._fitted_x
         self.sigma_ = float(np.sqrt(np.mean(errors[1:] ** 2))) if n > 1 else 0.0
 
-    def _season(self, start: int, count: int) -> np.ndarray:
-        """Seasonal indices for ``count`` months from training month ``start`` (0 = the first)."""
-        return self.seasonal_[(start + np.arange(count)) % SEASON_LENGTH]
+    def _season(self, positions: np.ndarray) -> np.ndarray:
+        """Seasonal indices of months at ``positions`` (0 = the first training month)."""
+        return self.seasonal_[positions % SEASON_LENGTH]
 
-    def _deseasonalise(self, values: np.ndarray, start: int) -> np.ndarray:
+    def _deseasonalise(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         if self.method_ == "multiplicative":
-            return values / self._season(start, len(values))
+            return values / self._season(positions)
         if self.method_ == "additive":
-            return values - self._season(start, len(values))
+            return values - self._season(positions)
         return values
 
-    def _reseasonalise(self, values: np.ndarray, start: int) -> np.ndarray:
+    def _reseasonalise(self, values: np.ndarray, positions: np.ndarray) -> np.ndarray:
         if self.method_ == "multiplicative":
-            return values * self._season(start, len(values))
+            return values * self._season(positions)
         if self.method_ == "additive":
-            return values + self._season(start, len(values))
+            return values + self._season(positions)
         return values
 
-    def _spread(self, x_mean: np.ndarray, start: int) -> np.ndarray:
-        """One-step spread on the original scale for deseasonalised values ``x_mean`` from ``start``."""
+    def _spread(self, x_mean: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """One-step spread on the original scale for deseasonalised values ``x_mean`` at ``positions``."""
         spread = self.sigma_ * np.abs(x_mean) if self.error_ == "mul" else np.full(len(x_mean), self.sigma_)
         if self.method_ == "multiplicative":
-            spread = spread * self._season(start, len(x_mean))
+            spread = spread * self._season(positions)
         return spread
 
     def _insample(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._reseasonalise(self._fitted_x, 0), self._spread(self._fitted_x, 0)
+        positions = np.arange(len(self.y_))
+        return self._reseasonalise(self._fitted_x, positions), self._spread(self._fitted_x, positions)
 
-    def _ahead(self, steps: int, levels):
+    def _ahead(self, steps: np.ndarray, levels):
         n, alpha = len(self.y_), self.alpha_
-        h = np.arange(1, steps + 1, dtype=float)
+        h = np.asarray(steps, dtype=float) + 1
         x_mean = self._next_x + 0.5 * self.drift_ * (h - 1 + (1 - (1 - alpha) ** n) / alpha)
-        mean = self._reseasonalise(x_mean, n)
-        std = self._spread(x_mean, n) * np.sqrt(1 + alpha**2 * (h - 1))
+        mean = self._reseasonalise(x_mean, n + steps)
+        std = self._spread(x_mean, n + steps) * np.sqrt(1 + alpha**2 * (h - 1))
         bounds = {lv: (mean - _z(lv) * std, mean + _z(lv) * std) for lv in levels}
         return mean, std, bounds
 

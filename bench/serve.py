@@ -180,12 +180,13 @@ def connection_split(port: int) -> str:
     return "/".join(str(n) for n in sorted(counts.values(), reverse=True)) or "-"
 
 
-def measured(load, port: int, *args) -> dict:
-    """``load(*args)`` with the connection split sampled once its connections are open."""
+def measured(load, port: int, url: str, method: str, path: str, payloads, connections: int, seconds: float,
+             tmp: Path) -> dict:
+    """``load(...)`` with the connection split sampled once its connections are open."""
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(load(*args)))
+    worker = threading.Thread(
+        target=lambda: result.update(load(url, method, path, payloads, connections, seconds, tmp)))
     worker.start()
-    seconds = args[-2]
     time.sleep(min(1.0, seconds / 2))
     split = connection_split(port)
     worker.join()
