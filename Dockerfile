@@ -4,9 +4,13 @@
 #   docker run --rm -p 5000:5000 callcenter-gp:latest
 #
 # Build args:
-#   TRAIN_MODELS=true   train the models from Input/ during the build (default), so the
+#   TRAIN_MODELS=true   train the models from DATA_FILE during the build (default), so the
 #                       image always carries models made by its own code; false ships no
 #                       models: mount a trained Output/ at /app/Output (read-only is fine).
+#   DATA_FILE           the data the build trains on, a path inside the build context
+#                       (default Input/CallCenterData.xlsx: the synthetic sample, so the
+#                       default image forecasts made-up data). Input/local/ is git-ignored:
+#                       put your own file there.
 #   ENGINE_ARGS         extra arguments for Engine.py (default --no-plots: figures are for
 #                       the report, the service does not need them, and plotting is slow).
 
@@ -28,13 +32,16 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY MLPipeline/ MLPipeline/
 COPY Engine.py ./
 COPY Input/ Input/
+ARG DATA_FILE=Input/CallCenterData.xlsx
+# Also a file outside Input/ (anywhere in the context), at the same relative path.
+COPY ${DATA_FILE} ${DATA_FILE}
 
 ARG TRAIN_MODELS=true
 ARG ENGINE_ARGS=--no-plots
 # hadolint ignore=SC2086
 RUN mkdir -p /app/Output && \
     if [ "$TRAIN_MODELS" = "true" ]; then \
-        python Engine.py --data Input/CallCenterData.xlsx --output /app/Output $ENGINE_ARGS; \
+        python Engine.py --data "$DATA_FILE" --output /app/Output $ENGINE_ARGS; \
     else \
         echo "TRAIN_MODELS=$TRAIN_MODELS: no models in the image; mount a trained Output/ at /app/Output"; \
     fi

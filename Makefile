@@ -11,11 +11,13 @@ export OUTPUT_DIR PORT
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
 	@echo "make test            set up .venv with dev and bench tools, lint, run the whole test suite"
+	@echo "                     (with the PostgreSQL and MariaDB servers that answer on 127.0.0.1)"
 	@echo "make train           (re)train: python Engine.py"
 	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
 	@echo "make bench-serve     serving benchmark through gunicorn"
-	@echo "make docker-build    build the image (trains inside the build); see lightsail-deployment.md"
-	@echo "make docker-run      run the image on :$(PORT) (needs a Docker engine)"
+	@echo "make docker-build    build the image (trains inside the build on DATA_FILE, default the sample)"
+	@echo "make docker-run      run the image on :$(PORT), the prediction log in volume $(DATA_VOLUME)"
+	@echo "                     (MODELS=dir serves a trained Output/ instead; see lightsail-deployment.md)"
 
 # One stamp per requirements file: reinstall only when a pin changes.
 $(BIN)/python:
@@ -52,8 +54,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
 # The bench requirements too: the accuracy benchmark's smoke runs (baselines, M1, M3) are tests.
+# tests/run-suite.sh uses the PostgreSQL and MySQL/MariaDB servers that answer on 127.0.0.1 and
+# installs Chromium when it can (root, apt-get); it says what is missing, whose tests then skip.
 test: $(VENV)/.bench lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	bash tests/run-suite.sh $(BIN)/python $(PYTEST_ARGS)
 
 bench-accuracy: $(VENV)/.bench
 	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
@@ -66,14 +70,22 @@ bench-serve: $(VENV)/.bench
 	  echo "wrk not installed: bench/serve.py uses its Python client"
 	$(BIN)/python bench/serve.py $(BENCH_ARGS)
 
-# Container image (lightsail-deployment.md): the build stage trains, so no local Output/ is used.
+# Container image (lightsail-deployment.md): the build stage trains on DATA_FILE (a path in this
+# directory; default Input/CallCenterData.xlsx, the synthetic sample), so no local Output/ is used.
+# docker-run keeps the SQLite prediction log in a named volume (the same one deploy/ec2-run.sh
+# uses), so it survives the container; MODELS=<dir> mounts a trained Output/ read-only instead of
+# the image's models.
 IMAGE ?= callcenter-gp:latest
+DATA_FILE ?=
+DATA_VOLUME ?= callcenter-gp-data
+MODELS ?=
 
 docker-build:
-	docker build -t $(IMAGE) .
+	docker build $(if $(DATA_FILE),--build-arg DATA_FILE=$(DATA_FILE)) -t $(IMAGE) .
 
 docker-run:
-	docker run --rm -p $(PORT):5000 --name callcenter-gp $(IMAGE)
+	docker run --rm -p $(PORT):5000 --name callcenter-gp -v $(DATA_VOLUME):/app/data \
+	  $(if $(MODELS),-v $(abspath $(MODELS)):/app/Output:ro) $(IMAGE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 Environment: PORT (default 5000), WEB_CONCURRENCY (workers, default 2), GUNICORN_THREADS
 (threads per worker, default 2), GUNICORN_MAX_REQUESTS (recycle a worker after this many
-requests, default 0 = never), GUNICORN_REUSE_PORT (a listening socket per worker, default off).
+requests, default 0 = never), GUNICORN_REUSE_PORT (a listening socket per worker, default off),
+GUNICORN_TIMEOUT (seconds a request may run before its worker is restarted, default 30),
+GUNICORN_READ_TIMEOUT (seconds a client has to send its request, default 3; see service/worker.py).
 Command-line flags override these (tests bind 127.0.0.1 with -b).
 """
 
@@ -26,11 +28,13 @@ def _int(name: str, default: int) -> int:
 bind = f"0.0.0.0:{_int('PORT', 5000)}"
 workers = _int("WEB_CONCURRENCY", 2)
 threads = _int("GUNICORN_THREADS", 2)
-worker_class = "gthread"
+# gthread plus read deadlines for slow clients, a watchdog that makes `timeout` hold for request
+# threads, and gunicorn's own errors (414, 431, 400) in the API's JSON error shape.
+worker_class = "service.worker.Worker"
 # Each worker loads the models itself (create_app runs after fork): no shared pickled state,
 # and a bad Output makes workers start not-ready instead of killing the master.
 preload_app = False
-timeout = 30  # a request slower than this is a bug; the worker is restarted
+timeout = _int("GUNICORN_TIMEOUT", 30)  # a request slower than this is a bug; the worker is restarted
 graceful_timeout = 30  # SIGTERM: in-flight requests get this long to finish
 keepalive = 5
 # GUNICORN_REUSE_PORT=1: each worker listens on its own SO_REUSEPORT socket and the kernel spreads

@@ -2,7 +2,7 @@
 # Install AWS CLI version 2 from AWS's official archive (awscli-exe-linux-<arch>.zip),
 # verified with its detached PGP signature (.sig) against the AWS CLI Team public key
 # embedded below, as https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html
-# describes. Works on Ubuntu, Debian and Amazon Linux, x86_64 and aarch64.
+# describes. Works on Ubuntu, Debian and Amazon Linux 2023, x86_64 and aarch64.
 #
 #   sudo ./install-aws-cli.sh            # install if missing
 #   sudo ./install-aws-cli.sh --update   # replace an existing v2 with the latest release

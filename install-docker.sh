@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Install Docker Engine on Ubuntu, Debian (Docker's official apt repository, signing key
-# checked against Docker's published fingerprint) or Amazon Linux 2/2023 (the distro's
-# `docker` package). Non-interactive and idempotent: when `docker` is already installed
-# it says so and changes nothing.
+# checked against Docker's published fingerprint) or Amazon Linux 2023 (the distro's `docker`
+# package). On Ubuntu/Debian it first removes the packages Docker lists as conflicting
+# (docker.io, podman-docker, containerd, runc, ...), as Docker's install guide does, and writes
+# the repository as a deb822 file, /etc/apt/sources.list.d/docker.sources.
+# Non-interactive and idempotent: when Docker Engine is already installed it says so and changes
+# nothing (podman's `docker` stand-in does not count).
 #
 #   sudo ./install-docker.sh
 #
-# Test hooks: OS_RELEASE_FILE and UNAME_M replace /etc/os-release and `uname -m`;
-# sourcing this file defines the functions without running main.
+# Test hooks: OS_RELEASE_FILE and UNAME_M replace /etc/os-release and `uname -m`, APT_ETC_DIR
+# replaces /etc/apt; sourcing this file defines the functions without running main.
 set -euo pipefail
 
 INSTALL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,22 +19,46 @@ source "$INSTALL_DIR/deploy/lib/platform.sh"
 
 # Published at https://docs.docker.com/engine/install/ubuntu/ (and /debian/).
 DOCKER_GPG_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88
-DOCKER_KEYRING=/etc/apt/keyrings/docker.asc
-DOCKER_SOURCES=/etc/apt/sources.list.d/docker.list
+APT_ETC_DIR=${APT_ETC_DIR:-/etc/apt}
+DOCKER_KEYRING=$APT_ETC_DIR/keyrings/docker.asc
+DOCKER_SOURCES=$APT_ETC_DIR/sources.list.d/docker.sources
+# The one-line file older instructions (and earlier versions of this script) wrote: left beside
+# docker.sources, apt would see the repository twice.
+DOCKER_LEGACY_SOURCES=$APT_ETC_DIR/sources.list.d/docker.list
 DOCKER_PACKAGES=(docker-ce docker-ce-cli containerd.io docker-buildx-plugin docker-compose-plugin)
+# Unofficial packages that conflict with Docker's (its install guide's list; Ubuntu's adds
+# docker-compose-v2).
+DOCKER_CONFLICTS=(docker.io docker-compose docker-compose-v2 docker-doc podman-docker containerd runc)
 
 docker_repo_url() {
   printf 'https://download.docker.com/linux/%s\n' "$PLATFORM_ID"
 }
 
-# docker_apt_source: the one line written to docker.list for the detected system.
-docker_apt_source() {
-  printf 'deb [arch=%s signed-by=%s] %s %s stable\n' \
-    "$PLATFORM_DEB_ARCH" "$DOCKER_KEYRING" "$(docker_repo_url)" "$PLATFORM_CODENAME"
+# docker_apt_sources: the deb822 stanza written to docker.sources for the detected system.
+docker_apt_sources() {
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: stable\nArchitectures: %s\nSigned-By: %s\n' \
+    "$(docker_repo_url)" "$PLATFORM_CODENAME" "$PLATFORM_DEB_ARCH" "$DOCKER_KEYRING"
 }
 
+# installed_conflicts: the DOCKER_CONFLICTS packages dpkg has installed, one per line.
+installed_conflicts() {
+  dpkg-query -W -f '${db:Status-Abbrev} ${Package}\n' "${DOCKER_CONFLICTS[@]}" 2>/dev/null |
+    awk '$1 ~ /^.i/ { print $2 }' || true
+}
+
+remove_conflicts() {
+  local conflicts
+  mapfile -t conflicts < <(installed_conflicts)
+  if ((${#conflicts[@]} == 0)); then
+    return 0
+  fi
+  log "removing packages that conflict with Docker's: ${conflicts[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "${conflicts[@]}"
+}
+
+# docker_installed: Docker Engine's own CLI answers (podman-docker's `docker` says "podman").
 docker_installed() {
-  command -v docker >/dev/null 2>&1 && docker --version >/dev/null 2>&1
+  command -v docker >/dev/null 2>&1 && [[ $(docker --version 2>/dev/null) == "Docker version "* ]]
 }
 
 install_docker_debian() {
@@ -43,9 +70,12 @@ install_docker_debian() {
   log "downloading Docker's apt signing key"
   curl -fsSL --retry 3 "$(docker_repo_url)/gpg" -o "$key"
   verify_key_fingerprint "$key" "$DOCKER_GPG_FINGERPRINT" || die "Docker's signing key did not match the published fingerprint; aborting"
-  install -m 0755 -d "$(dirname "$DOCKER_KEYRING")"
+  remove_conflicts
+  install -m 0755 -d "$(dirname "$DOCKER_KEYRING")" "$(dirname "$DOCKER_SOURCES")"
   install -m 0644 "$key" "$DOCKER_KEYRING"
-  docker_apt_source >"$DOCKER_SOURCES"
+  docker_apt_sources >"$DOCKER_SOURCES"
+  chmod 0644 "$DOCKER_SOURCES"
+  rm -f "$DOCKER_LEGACY_SOURCES"
   log "installing ${DOCKER_PACKAGES[*]} from $(docker_repo_url) ($PLATFORM_CODENAME)"
   APT_UPDATED='' pkg_install "${DOCKER_PACKAGES[@]}"
 }

@@ -5,21 +5,29 @@ Layout of an output directory::
     Output/
       manifest.json              <- the commit point: replaced atomically, last
       latest -> runs/<version>   <- convenience link for people
+      .engine.lock               <- held by the one Engine.py run writing here
       runs/<version>/
-        models/<domain>-<kind>.pkl
+        models/<series key>-<kind>.pkl
         data.csv  metrics.json  normality.json  holdout.json  report.md  figures/
 
-A run is written into its own ``runs/<version>`` directory first; only when everything is
-on disk is ``manifest.json`` replaced (``os.replace``). A run that fails at any point - bad
-data, a full disk - leaves the previous manifest and the files it names untouched.
+File names never contain a series id (ids are data: they may hold ``/``, ``..`` or anything
+else); they use :func:`series_key`, a hash of the id, and the manifest maps ids to files.
 
-Loading trusts nothing but the manifest's directory: every pickle is read only after its
-path resolves inside that directory and its sha256 matches the manifest, and the library
-versions that wrote it equal the running ones (pickles are not portable across versions).
+A run is written into ``runs/.partial-<version>`` first and renamed to ``runs/<version>`` when
+everything is on disk; only then is ``manifest.json`` replaced (``os.replace``). A run that fails at
+any point - bad data, a full disk, a kill - leaves the previous manifest and the files it names
+untouched; the next run removes what a killed one left behind.
+
+Loading trusts nothing but the manifest's directory: the manifest and every file it names are
+read only if their path resolves inside that directory and they are regular files (a FIFO or a
+device would block or never end), each pickle only after its sha256 matches the manifest, and
+only when the library versions that wrote it equal the running ones (pickles are not portable
+across versions).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
@@ -27,24 +35,74 @@ import os
 import pickle
 import platform
 import shutil
+import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
-from MLPipeline.config import DOMAINS, MANIFEST_NAME, MANIFEST_SCHEMA_VERSION, MONTH_FREQ
-from MLPipeline.months import parse_month
+from MLPipeline.config import MANIFEST_NAME, MANIFEST_SCHEMA_VERSION
+from MLPipeline.months import month_ordinal, parse_month
+from MLPipeline.panel import Panel, Series
 
 #: Libraries whose version must match between training and serving for pickles to load safely.
 PINNED_LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels")  # statsmodels: the ETS member
 RUNS_DIR = "runs"
 KEEP_RUNS = 3
+PARTIAL_PREFIX = ".partial-"
+LOCK_NAME = ".engine.lock"
 
 
 class ArtifactError(RuntimeError):
     """The saved models cannot be used; the message says why."""
+
+
+class OutputBusy(OSError):
+    """Another Engine.py run holds the output directory's lock."""
+
+
+def series_key(series_id: str) -> str:
+    """The name a series' files get: 16 hex digits of the id's sha256 (ids are data, not file names)."""
+    return hashlib.sha256(series_id.encode("utf-8")).hexdigest()[:16]
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on ``<output>/.engine.lock`` for one training run.
+
+    A second run into the same directory fails at once with :class:`OutputBusy` naming the holder;
+    the lock goes with the process, so a killed run never leaves it held.
+    """
+
+    def __init__(self, output_dir: str | os.PathLike):
+        self.path = Path(output_dir) / LOCK_NAME
+        self._file = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise OutputBusy(f"another Engine.py run is writing to {self.path.parent} ({holder}); wait for it "
+                             "to finish or use another --output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        handle.flush()
+        self._file = handle
+        remove_partial_runs(self.path.parent)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the lock
+            self._file = None
 
 
 def library_versions() -> dict[str, str]:
@@ -96,13 +154,16 @@ class RunWriter:
 
     def __post_init__(self):
         self.output_dir = Path(self.output_dir)
-        self.run_dir = self.output_dir / RUNS_DIR / self.version
-        if self.run_dir.exists():
-            raise ArtifactError(f"run directory already exists: {self.run_dir}")
+        self.final_dir = self.output_dir / RUNS_DIR / self.version
+        self.run_dir = self.output_dir / RUNS_DIR / f"{PARTIAL_PREFIX}{self.version}"
+        if self.final_dir.exists() or self.run_dir.exists():
+            raise ArtifactError(f"run directory already exists: {self.final_dir}")
         self.run_dir.mkdir(parents=True)
+        self._keys: dict[str, str] = {}
 
     def relative(self, path: Path) -> str:
-        return path.relative_to(self.output_dir).as_posix()
+        """Where ``path`` (under the partial directory) will be once the run is committed."""
+        return (self.final_dir / path.relative_to(self.run_dir)).relative_to(self.output_dir).as_posix()
 
     def write_bytes(self, name: str, payload: bytes) -> Path:
         path = self.run_dir / name
@@ -118,13 +179,14 @@ class RunWriter:
         """Record a file already written under the run directory (e.g. a figure)."""
         self.files[self.relative(path)] = sha256_file(path)
 
-    def write_model(self, domain: str, kind: str, model) -> Path:
+    def write_model(self, series_id: str, kind: str, model) -> Path:
+        key = series_key(series_id)
+        if self._keys.setdefault(key, series_id) != series_id:  # a 64-bit hash collision: refuse, never overwrite
+            raise ArtifactError(f"series {series_id!r} and {self._keys[key]!r} share the file key {key}")
         payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        path = self.write_bytes(f"models/{domain}-{kind}.pkl", payload)
-        self.artifacts.append(
-            {"domain": domain, "kind": kind, "file": self.relative(path), "sha256": sha256_bytes(payload),
-             **model.describe()}
-        )
+        path = self.write_bytes(f"models/{key}-{kind}.pkl", payload)
+        self.artifacts.append({"series": series_id, "kind": kind, "file": self.relative(path),
+                               "sha256": sha256_bytes(payload)})
         return path
 
     def commit(self, manifest: dict) -> dict:
@@ -132,20 +194,38 @@ class RunWriter:
         manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "model_version": self.version,
-            "run_dir": self.relative(self.run_dir),
+            "run_dir": self.final_dir.relative_to(self.output_dir).as_posix(),
             **manifest,
             "libraries": library_versions(),
             "artifacts": self.artifacts,
             "files": self.files,
         }
         _fsync_tree(self.run_dir)
+        os.replace(self.run_dir, self.final_dir)
+        _fsync_dir(self.final_dir.parent)
         write_atomic(self.output_dir / MANIFEST_NAME, json_bytes(manifest))
-        _point_latest(self.output_dir, self.run_dir)
+        _point_latest(self.output_dir, self.final_dir)
         prune_runs(self.output_dir, keep=KEEP_RUNS)
         return manifest
 
     def abort(self) -> None:
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_partial_runs(output_dir: Path) -> None:
+    """Delete ``runs/.partial-*`` left by a run that was killed (call with the run lock held)."""
+    runs_dir = Path(output_dir) / RUNS_DIR
+    if runs_dir.is_dir():
+        for partial in runs_dir.glob(f"{PARTIAL_PREFIX}*"):
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -179,13 +259,36 @@ def prune_runs(output_dir: Path, keep: int = KEEP_RUNS) -> None:
     if not runs_dir.is_dir():
         return
     current = current_run(output_dir)
-    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.name, reverse=True)
     for old in runs[keep:]:
         if old.relative_to(output_dir).as_posix() != current:
             shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class SeriesInfo:
+    """What the manifest says about one trained series (periods as month ordinals)."""
+
+    id: str
+    first: int
+    last: int
+    preferred: str
+    kinds: tuple[str, ...]
+    uses_regressors: bool
+    holdout: dict | None = None
+    notes: tuple[str, ...] = ()
+    mean_volume: float = 0.0
+
+    @classmethod
+    def from_manifest(cls, entry: dict) -> SeriesInfo:
+        return cls(str(entry["id"]), month_ordinal(parse_month(entry["first"])),
+                   month_ordinal(parse_month(entry["last"])), str(entry["preferred"]), tuple(entry["kinds"]),
+                   bool(entry["uses_regressors"]), entry.get("holdout"), tuple(entry.get("notes", ())),
+                   float(entry.get("mean_volume", 0.0)))
+
+
 @dataclass
 class ModelBundle:
     """Everything the service needs from one verified run."""
@@ -193,13 +296,31 @@ class ModelBundle:
     version: str
     manifest: dict
     models: dict[tuple[str, str], object]
-    preferred: dict[str, str]
-    train_start: pd.Timestamp
-    train_end: pd.Timestamp
+    series: dict[str, SeriesInfo]  # in data order
+    regressors: tuple[str, ...]
     trained_at: str
     directory: Path
-    history: pd.DataFrame
+    history: Panel
     holdout: dict[tuple[str, str], pd.DataFrame]
+    frequency: str = "monthly"
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self.series)
+
+    @property
+    def preferred(self) -> dict[str, str]:
+        return {sid: info.preferred for sid, info in self.series.items()}
+
+    @property
+    def train_start(self) -> pd.Timestamp:
+        """The first month of any series (month start)."""
+        return parse_month(self.manifest["train_window"]["start"])
+
+    @property
+    def train_end(self) -> pd.Timestamp:
+        """The last month of any series (month start)."""
+        return parse_month(self.manifest["train_window"]["end"])
 
 
 def _inside(directory: Path, relative: str) -> Path:
@@ -209,12 +330,26 @@ def _inside(directory: Path, relative: str) -> Path:
     return path
 
 
+def read_regular(path: Path, name: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file; anything else is refused without waiting on it.
+
+    O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, for ever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"{name} is not a regular file (a FIFO, device or directory); refusing it")
+        return fh.read()
+
+
 def read_manifest(output_dir: Path) -> dict:
     path = Path(output_dir) / MANIFEST_NAME
     if not path.exists():
         raise ArtifactError(f"no trained model: {path} does not exist (run `python Engine.py`)")
+    if not path.resolve().is_relative_to(Path(output_dir).resolve()):
+        raise ArtifactError(f"manifest {path} resolves outside the model directory; refusing it")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = json.loads(read_regular(path, MANIFEST_NAME))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"manifest {path} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("schema_version") != MANIFEST_SCHEMA_VERSION:
@@ -229,7 +364,7 @@ def verified_bytes(output_dir: Path, relative: str, expected_sha256: str) -> byt
     """Read a file named by the manifest, refusing it unless its sha256 matches."""
     path = _inside(Path(output_dir), relative)
     try:
-        payload = path.read_bytes()
+        payload = read_regular(path, f"model file {relative}")
     except OSError as exc:
         raise ArtifactError(f"model file {relative} is missing or unreadable: {exc.strerror}") from None
     if sha256_bytes(payload) != expected_sha256:
@@ -256,57 +391,75 @@ def load_bundle(output_dir: str | Path) -> ModelBundle:
         for art in manifest["artifacts"]:
             payload = verified_bytes(output_dir, art["file"], art["sha256"])
             try:
-                models[(art["domain"], art["kind"])] = pickle.loads(payload)
+                models[(art["series"], art["kind"])] = pickle.loads(payload)
             except Exception as exc:  # a verified pickle that still fails: wrong code version
                 raise ArtifactError(f"model file {art['file']} could not be unpickled: {exc}") from None
         run_dir = manifest["run_dir"]
+        series = {}
+        for entry in manifest["series"]:
+            info = SeriesInfo.from_manifest(entry)
+            series[info.id] = info
+        regressors = tuple(manifest["regressors"])
         data_rel = f"{run_dir}/data.csv"
-        history = pd.read_csv(
-            io.BytesIO(verified_bytes(output_dir, data_rel, files[data_rel])), index_col="month",
-            parse_dates=["month"],
-        )
-        history.index = pd.DatetimeIndex(history.index, freq=MONTH_FREQ, name="month")
+        history = history_panel(verified_bytes(output_dir, data_rel, files[data_rel]), series, regressors)
         holdout_rel = f"{run_dir}/holdout.json"
-        holdout = holdout_frames(json.loads(verified_bytes(output_dir, holdout_rel, files[holdout_rel])))
-        preferred = dict(manifest["preferred"])
-        missing = [d for d in preferred if (d, preferred[d]) not in models]
+        holdout = holdout_frames(json.loads(verified_bytes(output_dir, holdout_rel, files[holdout_rel])), series)
+        missing = [sid for sid, info in series.items() if (sid, info.preferred) not in models]
         if missing or not models:
-            raise ArtifactError(f"manifest prefers models that are not listed: {', '.join(missing) or 'none listed'}")
-        window = manifest["train_window"]
+            raise ArtifactError(f"manifest prefers models that are not listed: {', '.join(map(repr, missing[:5])) or 'none listed'}")
         return ModelBundle(
             version=manifest["model_version"],
             manifest=manifest,
             models=models,
-            preferred=preferred,
-            train_start=parse_month(window["start"]),
-            train_end=parse_month(window["end"]),
+            series=series,
+            regressors=regressors,
             trained_at=manifest["trained_at"],
             directory=output_dir,
             history=history,
             holdout=holdout,
+            frequency=manifest.get("frequency", "monthly"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest is incomplete or malformed ({type(exc).__name__}: {exc}); retrain") from None
 
 
+def history_panel(payload: bytes, series: dict[str, SeriesInfo], regressors: tuple[str, ...]) -> Panel:
+    """The saved training data (``data.csv``, long: unique_id, month, y, regressors) as a Panel."""
+    frame = pd.read_csv(io.BytesIO(payload), dtype={"unique_id": str}, keep_default_na=False)
+    found = []
+    for sid, group in frame.groupby("unique_id", sort=False):
+        months = group["month"].to_numpy()
+        start = month_ordinal(parse_month(months[0]))
+        x = group[list(regressors)].to_numpy(dtype=float) if regressors else None
+        found.append(Series(str(sid), start, group["y"].to_numpy(dtype=float), x))
+    by_id = {s.id: s for s in found}
+    absent = [sid for sid in series if sid not in by_id]
+    if absent:
+        raise ArtifactError(f"data.csv lacks series {', '.join(map(repr, absent[:5]))}")
+    return Panel(tuple(by_id[sid] for sid in series), regressors)
+
+
 def holdout_records(holdout: dict[tuple[str, str], pd.DataFrame]) -> list[dict]:
-    """Holdout frames -> JSON rows (domain, kind, month, actual, mean, std, bounds)."""
+    """Holdout frames -> JSON rows (series, kind, month, actual, mean, std, bounds)."""
     rows = []
-    for (domain, kind), frame in holdout.items():
+    for (series_id, kind), frame in holdout.items():
         for month, values in frame.iterrows():
-            rows.append({"domain": domain, "kind": kind, "month": month.strftime("%Y-%m"),
+            rows.append({"series": series_id, "kind": kind, "month": month.strftime("%Y-%m"),
                          **{k: float(v) for k, v in values.items()}})
     return rows
 
 
-def holdout_frames(rows: list[dict]) -> dict[tuple[str, str], pd.DataFrame]:
+def holdout_frames(rows: list[dict], series=None) -> dict[tuple[str, str], pd.DataFrame]:
+    """Inverse of :func:`holdout_records`, in the order of ``series`` (ids) when given."""
     frame = pd.DataFrame(rows)
     out = {}
     if frame.empty:
         return out
-    for (domain, kind), group in frame.groupby(["domain", "kind"], sort=False):
-        g = group.drop(columns=["domain", "kind"]).copy()
+    for (series_id, kind), group in frame.groupby(["series", "kind"], sort=False):
+        g = group.drop(columns=["series", "kind"]).copy()
         g.index = pd.DatetimeIndex([parse_month(m) for m in g.pop("month")], name="month")
-        out[(domain, kind)] = g
-    order = {d: i for i, d in enumerate(DOMAINS)}
-    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1])))
+        out[(series_id, kind)] = g
+    if series is None:
+        return out
+    order = {sid: i for i, sid in enumerate(series)}
+    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1])))

@@ -1,168 +1,426 @@
-"""Load and validate the call-centre workbook into a tidy monthly frame.
+"""Load and validate a data file into a :class:`~MLPipeline.panel.Panel`: the data decides the series.
 
-The workbook's original headers are mapped to clean names here and nowhere else.
-Every problem is reported as a :class:`DataError` whose message names the column and,
-where there is one, the spreadsheet row (header = row 1).
+Two layouts, detected from the header (or forced with ``layout``):
+
+* **wide** — a period column and one column per queue (any number, any names), plus regressor columns;
+* **long** — one row per (series, period): a series-id column, a period column and a value column
+  (Nixtla's ``unique_id, ds, y``, or readable names such as ``domain, month, calls``), plus regressor
+  columns.
+
+Regressors are declared by name (``regressors=[...]``); the call-centre workbook's two
+(``#ofphonelines``, ``#noofchannels``) are recognised by their headers. Original headers are mapped
+to clean names here and nowhere else. Each series runs from its first to its last value (queues may
+start and stop at different months); a missing month inside a series is an error.
+
+Every problem is a :class:`DataError` whose message names the file, the row (spreadsheet numbering,
+header = row 1 unless the sheet has blank rows above it), the column and, where it matters, the series.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from MLPipeline.config import DOMAINS, HEADER_MAP, MIN_MONTHS, MONTH_FREQ, REGRESSORS
-from MLPipeline.months import format_month, month_ordinal, parse_month
+from MLPipeline.config import (
+    ID_HEADERS,
+    KNOWN_REGRESSORS,
+    MAX_SERIES_ID_LENGTH,
+    MAX_VOLUME,
+    MIN_MONTHS,
+    PERIOD_HEADERS,
+    RESERVED_NAMES,
+    VALUE_HEADERS,
+)
+from MLPipeline.months import format_ordinal, ordinal_index
+from MLPipeline.panel import Panel, Series
+from MLPipeline.periods import PeriodError, days_per_month, month_ordinals
+from MLPipeline.readers import DataError, RawTable, read_table
 
-SUPPORTED_SUFFIXES = (".xlsx", ".xlsm", ".csv")
-VALUE_COLUMNS: tuple[str, ...] = DOMAINS + REGRESSORS
+__all__ = ["DataError", "LAYOUTS", "clean_name", "load_panel", "load_workbook", "panel_from_table"]
+
+LAYOUTS = ("wide", "long")
+_CLEAN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class DataError(ValueError):
-    """The input data cannot be used; the message says what to fix."""
-
-
-def _header_key(name) -> str:
+def _key(name) -> str:
     return "".join(str(name).split()).lower()
 
 
-def _sheet_row(position: int) -> int:
-    """Spreadsheet row number of the data row at 0-based ``position`` (row 1 is the header)."""
-    return position + 2
+def _text(header) -> str:
+    """A header cell as text: numbers as written (101, not 101.0), dates as YYYY-MM-DD."""
+    if isinstance(header, float) and header.is_integer():
+        return str(int(header))
+    if isinstance(header, pd.Timestamp):
+        return header.strftime("%Y-%m-%d")
+    return str(header).strip()
 
 
-def read_raw(path: str | Path) -> pd.DataFrame:
-    """Read the first sheet (or the CSV) as-is, every cell as an object."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if path.is_dir():
-        raise DataError(f"data path is a directory, not a file: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise DataError(
-            f"unsupported file type {suffix or '(none)'!r} for {path.name}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"data file is empty: {path}")
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=object, skip_blank_lines=True)
-        return pd.read_excel(path, sheet_name=0, dtype=object, engine="openpyxl")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file has no rows: {path}") from None
-    except Exception as exc:  # openpyxl/zipfile raise many types for a damaged file
-        raise DataError(f"could not read {path.name} as {suffix[1:].upper()}: {exc}") from None
+def clean_name(header) -> str:
+    """The name a regressor has inside the code and on the wire: the call-centre workbook's own
+    mapping, else lower case with runs of other characters as ``_`` ("Staff On Duty" -> staff_on_duty)."""
+    key = _key(header)
+    if key in KNOWN_REGRESSORS:
+        return KNOWN_REGRESSORS[key]
+    return re.sub(r"[^a-z0-9]+", "_", str(header).strip().lower()).strip("_")
 
 
-def _rename_columns(raw: pd.DataFrame) -> pd.DataFrame:
-    renamed: dict[str, str] = {}
-    for col in raw.columns:
-        clean = HEADER_MAP.get(_header_key(col))
-        if clean is None:
-            continue  # extra columns are allowed and ignored
-        if clean in renamed.values():
-            raise DataError(f"column {clean!r} appears more than once in the header")
-        renamed[col] = clean
-    missing = [c for c in ("month",) + VALUE_COLUMNS if c not in renamed.values()]
-    if missing:
-        raise DataError(
-            "missing required column(s): "
-            + ", ".join(missing)
-            + f" (found: {', '.join(map(str, raw.columns))})"
-        )
-    return raw[list(renamed)].rename(columns=renamed)
+def _known(header) -> bool:
+    """A header of the call-centre workbook's regressors, original or clean (phone_lines)."""
+    return _key(header) in KNOWN_REGRESSORS or _key(header) in KNOWN_REGRESSORS.values()
 
 
-def _parse_months(column: pd.Series) -> pd.DatetimeIndex:
-    months = []
-    for pos, value in enumerate(column):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            raise DataError(f"missing value in column 'month' at row {_sheet_row(pos)}")
-        try:
-            months.append(parse_month(value if not isinstance(value, int | float) else str(value)))
-        except ValueError as exc:
-            raise DataError(f"row {_sheet_row(pos)}, column 'month': {exc}") from None
-    return pd.DatetimeIndex(months, name="month")
+def _column_letter(position: int) -> str:
+    letters, n = "", position + 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
-def _parse_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    out = {}
-    for col in VALUE_COLUMNS:
-        values = np.empty(len(frame))
-        for pos, value in enumerate(frame[col]):
-            if value is None or (isinstance(value, float) and np.isnan(value)) or (
-                isinstance(value, str) and not value.strip()
-            ):
-                raise DataError(f"missing value in column {col!r} at row {_sheet_row(pos)}")
-            if isinstance(value, bool):
-                raise DataError(f"non-numeric value {value!r} in column {col!r} at row {_sheet_row(pos)}")
+class _Table:
+    """A RawTable with the lookups validation needs and the error wording in one place."""
+
+    def __init__(self, raw: RawTable):
+        self.raw = raw
+        self.headers = [_text(h) for h in raw.headers]
+        for i, header in enumerate(self.headers):
+            if not header or header.lower() == "nan":
+                raise DataError(f"{self.where()}column {_column_letter(i)} has no header (row {raw.header_row})")
+        self.by_text: dict[str, int] = {}
+        for i, header in enumerate(self.headers):
+            if header in self.by_text:
+                raise DataError(f"{self.where()}column {header!r} appears more than once in the header "
+                                f"(columns {_column_letter(self.by_text[header])} and {_column_letter(i)})")
+            self.by_text[header] = i
+
+    def where(self) -> str:
+        sheet = f" (sheet {self.raw.sheet!r})" if self.raw.sheet else ""
+        return f"{self.raw.source}{sheet}: "
+
+    def fail(self, message: str) -> DataError:
+        return DataError(self.where() + message)
+
+    def find(self, names: Sequence[str], given: str | None, what: str, flag: str) -> int | None:
+        """Position of the column ``given`` names (header text or key), else the first header in ``names``."""
+        if given is not None:
+            for i, header in enumerate(self.headers):
+                if header == given or _key(header) == _key(given):
+                    return i
+            raise self.fail(f"no {what} column {given!r}; the header has: {self.listing()}")
+        for i, header in enumerate(self.headers):
+            if _key(header) in names:
+                return i
+        return None
+
+    def listing(self) -> str:
+        shown = ", ".join(map(repr, self.headers[:12]))
+        return shown + (f" and {len(self.headers) - 12} more" if len(self.headers) > 12 else "")
+
+    def column(self, position: int) -> np.ndarray:
+        return self.raw.cells[position].to_numpy(dtype=object)
+
+    def row(self, index: int) -> int:
+        return int(self.raw.rows[index])
+
+
+# ------------------------------------------------------------------------ cells
+
+
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    return np.array([v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+                     for v in values], dtype=bool)
+
+
+_GROUPED_POINT = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_GROUPED_COMMA = re.compile(r"^[-+]?\d{1,3}(\.\d{3})+(,\d+)?$")
+_PLAIN_COMMA = re.compile(r"^[-+]?\d+(,\d+)?$")
+
+
+def _number_text(text: str, decimal_comma: bool) -> str | None:
+    """Text of a number in the file's convention as Python reads it, or None if it breaks it."""
+    text = text.strip().replace("\u00a0", "").replace(" ", "")
+    if decimal_comma:
+        if _GROUPED_COMMA.match(text):
+            return text.replace(".", "").replace(",", ".")
+        if _PLAIN_COMMA.match(text):
+            return text.replace(",", ".")
+        return None if "." in text and "e" not in text.lower() else text
+    if _GROUPED_POINT.match(text):
+        return text.replace(",", "")
+    return text
+
+
+def _numbers(table: _Table, position: int, rows: np.ndarray, label: str, series: str | None = None) -> np.ndarray:
+    """Floats of column ``position`` at data rows ``rows``: finite, >= 0, <= MAX_VOLUME; else DataError.
+
+    ``label`` names the column in messages (the clean regressor name, or the header).
+    """
+    raw = table.column(position)[rows]
+    out = np.empty(len(raw))
+    of = f" (series {series!r})" if series is not None and series != label else ""
+    for i, value in enumerate(raw):
+        row = table.row(rows[i])
+        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
+            raise table.fail(f"missing value in column {label!r} at row {row}{of}")
+        if isinstance(value, bool | pd.Timestamp) or hasattr(value, "year"):
+            raise table.fail(f"non-numeric value {value!r} in column {label!r} at row {row}{of}")
+        if isinstance(value, str):
+            text = _number_text(value, table.raw.decimal_comma)
+            if text is None:
+                raise table.fail(
+                    f"value {value!r} in column {label!r} at row {row}{of} mixes separators: this ';'-separated "
+                    "file is read with decimal commas (12,5) and optional '.' thousands (1.234,5)")
+            try:
+                number = float(text)
+            except ValueError:
+                raise table.fail(f"non-numeric value {value!r} in column {label!r} at row {row}{of}") from None
+        else:
             try:
                 number = float(value)
             except (TypeError, ValueError):
-                raise DataError(
-                    f"non-numeric value {value!r} in column {col!r} at row {_sheet_row(pos)}"
-                ) from None
-            if not np.isfinite(number):
-                raise DataError(f"non-finite value {value!r} in column {col!r} at row {_sheet_row(pos)}")
-            if number < 0:
-                raise DataError(f"negative value {number:g} in column {col!r} at row {_sheet_row(pos)}")
-            values[pos] = number
-        out[col] = values
-    return pd.DataFrame(out)
+                raise table.fail(f"non-numeric value {value!r} in column {label!r} at row {row}{of}") from None
+        if not np.isfinite(number):
+            raise table.fail(f"non-finite value {value!r} in column {label!r} at row {row}{of}")
+        if number < 0:
+            raise table.fail(f"negative value {number:g} in column {label!r} at row {row}{of}")
+        if number > MAX_VOLUME:
+            raise table.fail(f"value {number:g} in column {label!r} at row {row}{of} is larger than "
+                             f"{MAX_VOLUME:g}, the largest accepted")
+        out[i] = number
+    return out
 
 
-def validate_frame(raw: pd.DataFrame, *, min_months: int = MIN_MONTHS) -> pd.DataFrame:
-    """Validate a raw frame (original headers) and return the tidy frame.
+def _periods(table: _Table, position: int, rows: np.ndarray) -> np.ndarray:
+    values = table.column(position)[rows]
+    try:
+        ordinals, present = month_ordinals(values)
+    except PeriodError as exc:
+        raise table.fail(f"row {table.row(rows[exc.position])}, column {table.headers[position]!r}: {exc}") from None
+    if not present.all():
+        first = int(np.flatnonzero(~present)[0])
+        raise table.fail(f"missing value in column {table.headers[position]!r} at row {table.row(rows[first])}")
+    return ordinals
 
-    Returns a DataFrame indexed by month-start timestamps (``freq='MS'``, name ``month``),
-    sorted, with float columns ``DOMAINS + REGRESSORS``.
+
+def _duplicates(table: _Table, position: int, ordinals: np.ndarray, rows: np.ndarray, series: str | None) -> None:
+    order = np.argsort(ordinals, kind="stable")
+    same = np.flatnonzero(np.diff(ordinals[order]) == 0)
+    if not len(same):
+        return
+    values = table.column(position)[rows]
+    if days_per_month(values, np.ones(len(values), dtype=bool)) > 1:
+        raise table.fail(
+            f"column {table.headers[position]!r} has several dates in one month: only monthly data is "
+            "supported; add the values up to one row per month")
+    month = ordinals[order[same[0]]]
+    at = ", ".join(str(table.row(rows[i])) for i in np.flatnonzero(ordinals == month))
+    of = f" for series {series!r}" if series is not None else ""
+    raise table.fail(f"duplicate month {format_ordinal(month)}{of} at rows {at}")
+
+
+def _gaps(table: _Table, ordinals: np.ndarray, series: str | None) -> None:
+    """``ordinals`` sorted; every step must be one month."""
+    steps = np.diff(ordinals)
+    bad = np.flatnonzero(steps != 1)
+    if len(bad):
+        before, after = ordinals[bad[0]], ordinals[bad[0] + 1]
+        of = f"series {series!r}: " if series is not None else ""
+        raise table.fail(f"{of}gap in the monthly sequence: {format_ordinal(before)} is followed by "
+                         f"{format_ordinal(after)} ({int(after - before - 1)} month(s) missing)")
+
+
+def _series_id(table: _Table, value, where: str) -> str:
+    text = _text(value)
+    if not text:
+        raise table.fail(f"empty series id {where}")
+    if len(text) > MAX_SERIES_ID_LENGTH:
+        raise table.fail(f"series id {text[:40]!r}... {where} has {len(text)} characters; at most "
+                         f"{MAX_SERIES_ID_LENGTH} are allowed")
+    if _CONTROL.search(text):
+        raise table.fail(f"series id {text!r} {where} contains a control character")
+    return text
+
+
+# ------------------------------------------------------------------- regressors
+
+
+def _regressor_columns(table: _Table, declared: Sequence[str] | None, taken: set[int]) -> dict[str, int]:
+    """Clean regressor name -> column position: the declared ones, else the recognised ones."""
+    found: dict[str, int] = {}
+    if declared is None:
+        for i, header in enumerate(table.headers):
+            if i not in taken and _known(header):
+                found[clean_name(header)] = i
+        return found
+    for name in declared:
+        matches = [i for i, h in enumerate(table.headers)
+                   if h == name or _key(h) == _key(name) or clean_name(h) == clean_name(name)]
+        if not matches:
+            raise table.fail(f"no regressor column {name!r}; the header has: {table.listing()}")
+        position = matches[0]
+        if position in taken:
+            raise table.fail(f"column {table.headers[position]!r} cannot be a regressor: it is the period, "
+                             "id or value column")
+        clean = clean_name(table.headers[position])
+        if not _CLEAN.match(clean) or clean in RESERVED_NAMES:
+            raise table.fail(
+                f"regressor {table.headers[position]!r} would be called {clean!r} in the API, which is "
+                f"{'reserved' if clean in RESERVED_NAMES else 'not a usable name'}; rename the column "
+                "(letters, digits and _ , starting with a letter)")
+        if clean in found:
+            raise table.fail(f"two regressor columns are both called {clean!r} once cleaned")
+        found[clean] = position
+    return found
+
+
+# ---------------------------------------------------------------------- layouts
+
+
+def _wide(table: _Table, period: int, regressors: dict[str, int], only: Sequence[str] | None) -> list[Series]:
+    rows = np.arange(len(table.raw.cells))
+    ordinals = _periods(table, period, rows)
+    _duplicates(table, period, ordinals, rows, None)
+    order = np.argsort(ordinals, kind="stable")
+    rows, ordinals = rows[order], ordinals[order]
+    taken = {period, *regressors.values()}
+    columns = [i for i in range(len(table.headers)) if i not in taken]
+    known = {i for i, h in enumerate(table.headers) if _known(h)}
+    columns = [i for i in columns if i not in known]  # the workbook's regressors are never queues
+    if only is not None:
+        missing = [name for name in only if name not in table.by_text]
+        if missing:
+            raise table.fail(f"no series column(s) {', '.join(map(repr, missing))}; the header has: {table.listing()}")
+        columns = [table.by_text[name] for name in only]
+    if not columns:
+        raise table.fail(f"no series columns: the header has only {table.listing()}")
+    regressor_rows: dict[str, np.ndarray] = {}
+    out = []
+    for position in columns:
+        sid = _series_id(table, table.headers[position], f"(header of column {_column_letter(position)})")
+        present = ~_missing_mask(table.column(position)[rows])
+        if not present.any():
+            raise table.fail(f"column {sid!r} has no values")
+        first, last = np.flatnonzero(present)[[0, -1]]
+        span = rows[first:last + 1]
+        _gaps(table, ordinals[first:last + 1], sid if len(columns) > 1 else None)
+        y = _numbers(table, position, span, sid)
+        x = None
+        if regressors:
+            for name, reg in regressors.items():
+                if name not in regressor_rows:
+                    regressor_rows[name] = np.full(len(rows), np.nan)
+                known_rows = regressor_rows[name]
+                need = np.arange(first, last + 1)
+                todo = need[np.isnan(known_rows[need])]
+                if len(todo):
+                    known_rows[todo] = _numbers(table, reg, rows[todo], name)
+            x = np.column_stack([regressor_rows[name][first:last + 1] for name in regressors])
+        out.append(Series(sid, int(ordinals[first]), y, x))
+    return out
+
+
+def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[str, int],
+          only: Sequence[str] | None) -> list[Series]:
+    rows = np.arange(len(table.raw.cells))
+    ids = table.column(ident)
+    missing = _missing_mask(ids)
+    if missing.any():
+        raise table.fail(f"missing series id in column {table.headers[ident]!r} at row {table.row(int(np.flatnonzero(missing)[0]))}")
+    ordinals = _periods(table, period, rows)
+    groups: dict[str, list[int]] = {}
+    for i, raw_id in enumerate(ids):
+        sid = _series_id(table, raw_id, f"at row {table.row(i)}")
+        groups.setdefault(sid, []).append(i)
+    if only is not None:
+        absent = [name for name in only if name not in groups]
+        if absent:
+            raise table.fail(f"no rows for series {', '.join(map(repr, absent))}")
+        groups = {name: groups[name] for name in only}
+    out = []
+    for sid, members in groups.items():
+        mine = np.asarray(members)
+        _duplicates(table, period, ordinals[mine], mine, sid)
+        mine = mine[np.argsort(ordinals[mine], kind="stable")]
+        _gaps(table, ordinals[mine], sid)
+        y = _numbers(table, value, mine, table.headers[value], sid)
+        x = np.column_stack([_numbers(table, reg, mine, name, sid) for name, reg in regressors.items()]) \
+            if regressors else None
+        out.append(Series(sid, int(ordinals[mine[0]]), y, x))
+    del rows
+    return out
+
+
+# -------------------------------------------------------------------------- API
+
+
+def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Sequence[str] | None = None,
+                     series: Sequence[str] | None = None, period_column: str | None = None,
+                     id_column: str | None = None, value_column: str | None = None,
+                     min_months: int = MIN_MONTHS) -> Panel:
+    """Validate a read table and return the panel (see the module docstring). Raises DataError.
+
+    ``series`` keeps only the named series (wide: column headers; long: ids), in that order. Series
+    shorter than ``min_months`` are left out and listed in ``Panel.skipped``; none left is an error.
     """
-    raw = raw.dropna(how="all")
-    if raw.empty:
-        raise DataError("the data has a header but no data rows")
-    frame = _rename_columns(raw).reset_index(drop=True)
-    months = _parse_months(frame["month"])
-    values = _parse_numbers(frame)
-    values.index = months
-
-    duplicated = months[months.duplicated()]
-    if len(duplicated):
-        first = duplicated[0]
-        rows = [_sheet_row(i) for i in np.flatnonzero(months == first)]
-        raise DataError(f"duplicate month {format_month(first)} at rows {', '.join(map(str, rows))}")
-
-    values = values.sort_index()
-    ordinals = np.array([month_ordinal(m) for m in values.index])
-    gaps = np.flatnonzero(np.diff(ordinals) != 1)
-    if len(gaps):
-        before, after = values.index[gaps[0]], values.index[gaps[0] + 1]
-        raise DataError(
-            f"gap in the monthly sequence: {format_month(before)} is followed by {format_month(after)}"
-            f" ({int(ordinals[gaps[0] + 1] - ordinals[gaps[0]] - 1)} month(s) missing)"
-        )
-    if len(values) < min_months:
-        raise DataError(f"need at least {min_months} months of data, got {len(values)}")
-    values.index = pd.DatetimeIndex(values.index, freq=MONTH_FREQ, name="month")
-    return values
-
-
-def load_workbook(path: str | Path, *, min_months: int = MIN_MONTHS) -> pd.DataFrame:
-    """Load ``path`` (.xlsx/.xlsm/.csv) and return the validated tidy frame (see :func:`validate_frame`)."""
-    return validate_frame(read_raw(path), min_months=min_months)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    if layout not in (None, *LAYOUTS):
+        raise DataError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    table = _Table(raw)
+    if raw.cells.empty:
+        raise table.fail("the data has a header but no data rows")
+    if len(raw.cells) < min_months:  # no series can be long enough: say so before reading every cell
+        raise table.fail(f"need at least {min_months} months of data, got {len(raw.cells)} row(s)")
+    period = table.find(PERIOD_HEADERS, period_column, "period", "--period-column")
+    if period is None:
+        raise table.fail(f"no period column: expected a header named one of {', '.join(PERIOD_HEADERS)} "
+                         f"(found: {table.listing()}); name it with --period-column")
+    ident = table.find(ID_HEADERS, id_column, "series-id", "--id-column") if layout != "wide" or id_column else None
+    value = table.find(VALUE_HEADERS, value_column, "value", "--value-column") if layout != "wide" or value_column \
+        else None
+    if layout is None:
+        layout = "long" if ident is not None and value is not None else "wide"
+    if layout == "long" and (ident is None or value is None):
+        lacking = " and ".join(w for w, p in (("a series-id column (" + ", ".join(ID_HEADERS) + ")", ident),
+                                              ("a value column (" + ", ".join(VALUE_HEADERS) + ")", value)) if p is None)
+        raise table.fail(f"the long layout needs {lacking}; found: {table.listing()}")
+    taken = {period} | ({ident, value} if layout == "long" else set())
+    regressor_columns = _regressor_columns(table, regressors, taken)
+    if layout == "long":
+        found = _long(table, period, ident, value, regressor_columns, series)
+    else:
+        found = _wide(table, period, regressor_columns, series)
+    kept = tuple(s for s in found if len(s) >= min_months)
+    skipped = {s.id: f"{len(s)} months; need at least {min_months} (two full seasons)"
+               for s in found if len(s) < min_months}
+    if not kept:
+        longest = max(found, key=len)
+        which = f" (the longest series, {longest.id!r})" if len(found) > 1 else ""
+        raise table.fail(f"need at least {min_months} months of data, got {len(longest)}{which}")
+    return Panel(kept, tuple(regressor_columns), raw.source, layout, skipped=skipped)
 
 
-def frame_sha256(frame: pd.DataFrame) -> str:
-    """A content hash of the tidy frame: same data, same hash, whatever the file format."""
-    payload = frame.to_csv(float_format="%.10g").encode()
-    return hashlib.sha256(payload).hexdigest()
+def load_panel(path: str | Path, *, sheet: str | int | None = None, **options) -> Panel:
+    """Read ``path`` (.xlsx/.xlsm/.csv/.parquet) and validate it (see :func:`panel_from_table`)."""
+    return panel_from_table(read_table(path, sheet=sheet), **options)
+
+
+def load_workbook(path: str | Path, **options) -> pd.DataFrame:
+    """A wide-layout file as one frame: series columns then regressor columns on month starts.
+
+    For people and notebooks (the pipeline works on the panel). Series that start late or stop early
+    are NaN outside their span; the regressors come from the file's rows, so they must be shared by
+    all series (the wide layout).
+    """
+    panel = load_panel(path, **options)
+    frame = panel.wide_frame()
+    if panel.regressors:
+        regressors = pd.DataFrame(np.nan, index=frame.index, columns=list(panel.regressors))
+        for s in panel:
+            regressors.iloc[s.start - panel.start:s.end - panel.start + 1] = s.x
+        frame = frame.join(regressors)
+    frame.index = pd.DatetimeIndex(ordinal_index(np.arange(panel.start, panel.end + 1)), freq="MS", name="month")
+    return frame

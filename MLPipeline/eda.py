@@ -1,21 +1,27 @@
 """Figures: per-domain history, density and QQ plots, and holdout forecasts with bands.
 
-Uses matplotlib's object API (``Figure``), not pyplot, so no GUI backend or global state
-is involved; figures render the same in Engine.py, the notebook and the web service.
+Drawn with seaborn on matplotlib's object API: each function builds its own ``Figure`` and hands
+seaborn the axes, so no pyplot figure is ever registered and no global style is set (seaborn's
+look applies only while the axes are made); figures render the same in Engine.py, the notebook
+and the web service (service.charts relabels this module's legend entries for the dashboard).
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.figure import Figure
 from scipy import stats
 
-from MLPipeline.config import DOMAINS
-
 _DPI = 110
+_STYLE = "whitegrid"
+#: Colour-blind-safe colours for the data, the forecast and the reference (normal) curves.
+_PALETTE = sns.color_palette("colorblind")
+_DATA, _FORECAST, _REFERENCE, _ACTUAL = _PALETTE[0], _PALETTE[1], _PALETTE[3], "black"
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -24,18 +30,31 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _styled(draw):
+    """Run ``draw`` in seaborn's style: a temporary rc context, so nothing outside it changes."""
+
+    @functools.wraps(draw)
+    def styled(*args, **kwargs) -> Figure:
+        with sns.axes_style(_STYLE):
+            return draw(*args, **kwargs)
+
+    return styled
+
+
+@_styled
 def history_figure(frame: pd.DataFrame, domain: str) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
-    ax.plot(frame.index, frame[domain], color="tab:blue", lw=1.5, label=domain)
+    sns.lineplot(x=frame.index, y=frame[domain].to_numpy(), ax=ax, color=_DATA, linewidth=1.5, label=domain,
+                 errorbar=None)
     ax.set_title(f"{domain}: monthly call volume")
     ax.set_xlabel("month")
     ax.set_ylabel("calls per month")
     ax.legend(loc="upper left")
-    ax.grid(alpha=0.3)
     return fig
 
 
+@_styled
 def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
     """Density (histogram + Gaussian KDE + fitted normal) and QQ plot, for levels and differences."""
     fig = Figure(figsize=(10, 6.4))
@@ -44,19 +63,20 @@ def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
         (("level", frame[domain].to_numpy()), ("month-over-month difference", frame[domain].diff().dropna().to_numpy()))
     ):
         density_ax, qq_ax = axes[row]
-        density_ax.hist(values, bins="auto", density=True, alpha=0.35, color="tab:blue", label="histogram")
+        sns.histplot(values, stat="density", bins="auto", alpha=0.35, color=_DATA, edgecolor="white",
+                     label="histogram", ax=density_ax)
+        if np.ptp(values) > 0:  # a constant series has no density to estimate
+            sns.kdeplot(values, color=_DATA, label="kernel density", ax=density_ax)
         grid = np.linspace(values.min(), values.max(), 200)
-        if np.ptp(values) > 0:
-            density_ax.plot(grid, stats.gaussian_kde(values)(grid), color="tab:blue", label="kernel density")
         density_ax.plot(grid, stats.norm.pdf(grid, values.mean(), values.std(ddof=1) or 1.0), "--",
-                        color="tab:red", label="normal fit")
+                        color=_REFERENCE, label="normal fit")
         density_ax.set_title(f"{domain} {label}: density")
         density_ax.set_xlabel("calls per month")
         density_ax.set_ylabel("density")
         density_ax.legend(fontsize=8)
         (osm, osr), (slope, intercept, _) = stats.probplot(values, dist="norm")
-        qq_ax.scatter(osm, osr, s=10, color="tab:blue", label="observed quantiles")
-        qq_ax.plot(osm, slope * osm + intercept, color="tab:red", label="normal line")
+        sns.scatterplot(x=osm, y=osr, s=14, color=_DATA, edgecolor="none", label="observed quantiles", ax=qq_ax)
+        qq_ax.plot(osm, slope * osm + intercept, color=_REFERENCE, label="normal line")
         qq_ax.set_title(f"{domain} {label}: normal QQ plot")
         qq_ax.set_xlabel("theoretical quantile")
         qq_ax.set_ylabel("observed (calls per month)")
@@ -65,32 +85,41 @@ def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
     return fig
 
 
+@_styled
 def forecast_figure(train: pd.Series, test: pd.Series | None, forecast: pd.DataFrame, title: str) -> Figure:
     """History, held-out actuals and the forecast mean with its 80% and 95% bands."""
     fig = Figure(figsize=(8, 3.4))
     ax = fig.subplots()
-    ax.plot(train.index, train.to_numpy(), color="tab:blue", lw=1.3, label="training data")
+    sns.lineplot(x=train.index, y=train.to_numpy(), ax=ax, color=_DATA, linewidth=1.3, label="training data",
+                 errorbar=None)
     for lab, alpha in (("95", 0.15), ("80", 0.3)):
         if f"lower_{lab}" in forecast:
             ax.fill_between(forecast.index, forecast[f"lower_{lab}"], forecast[f"upper_{lab}"],
-                            color="tab:orange", alpha=alpha, lw=0, label=f"{lab}% interval")
-    ax.plot(forecast.index, forecast["mean"], color="tab:orange", lw=1.6, label="forecast mean")
+                            color=_FORECAST, alpha=alpha, lw=0, label=f"{lab}% interval")
+    sns.lineplot(x=forecast.index, y=forecast["mean"].to_numpy(), ax=ax, color=_FORECAST, linewidth=1.6,
+                 label="forecast mean", errorbar=None)
     if test is not None and len(test):
-        ax.plot(test.index, test.to_numpy(), "o-", color="black", ms=3, lw=1, label="held-out actual")
+        sns.lineplot(x=test.index, y=test.to_numpy(), ax=ax, color=_ACTUAL, marker="o", markersize=4,
+                     markeredgecolor=_ACTUAL, linewidth=1, label="held-out actual", errorbar=None)
     ax.set_title(title)
     ax.set_xlabel("month")
     ax.set_ylabel("calls per month")
     ax.legend(fontsize=8, loc="upper left")
-    ax.grid(alpha=0.3)
     return fig
 
 
-def write_eda_figures(frame: pd.DataFrame, directory: Path, domains=DOMAINS) -> list[Path]:
-    """history_<domain>.png and distribution_<domain>.png for every domain; returns the paths."""
+def write_eda_figures(panel, directory: Path, ids) -> list[Path]:
+    """history_<key>.png and distribution_<key>.png for the series ``ids`` of a Panel (files are
+    named by MLPipeline.artifacts.series_key, never by the raw id); returns the paths."""
+    from MLPipeline.artifacts import series_key
+
     paths = []
-    for d in domains:
-        paths.append(_save(history_figure(frame, d), directory / f"history_{d}.png"))
-        paths.append(_save(distribution_figure(frame, d), directory / f"distribution_{d}.png"))
+    for sid in ids:
+        y, _ = panel[sid].to_pandas()
+        frame = y.to_frame(sid)
+        key = series_key(sid)
+        paths.append(_save(history_figure(frame, sid), directory / f"history_{key}.png"))
+        paths.append(_save(distribution_figure(frame, sid), directory / f"distribution_{key}.png"))
     return paths
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import DEFAULT_LEVELS, SEASON_LENGTH
-from MLPipeline.forecaster import level_label
+from MLPipeline.intervals import level_label
 
 
 def _arrays(*values):
@@ -71,8 +71,14 @@ def coverage(actual, lower, upper) -> float:
     return float(np.mean((a >= lo) & (a <= hi)))
 
 
-def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LEVELS) -> dict[str, float]:
-    """All point and interval metrics of one forecast frame (columns mean, lower_<l>, upper_<l>)."""
+def _defined(metrics: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: undefined figures (the MASE of a series that never changes) become None."""
+    return {k: (float(v) if np.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LEVELS) -> dict[str, float | None]:
+    """All point and interval metrics of one forecast frame (columns mean, lower_<l>, upper_<l>);
+    None where a figure is undefined (a scale of zero)."""
     actual = np.asarray(actual, dtype=float)
     mean = forecast["mean"].to_numpy()
     out = {
@@ -88,7 +94,7 @@ def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LE
         out[f"coverage_{lab}"] = coverage(actual, lo, hi)
         if lab == "95":
             out["msis"] = msis(actual, lo, hi, insample, alpha=0.05)
-    return out
+    return _defined(out)
 
 
 def rolling_origin(

@@ -1,21 +1,13 @@
 """GPForecaster: a Gaussian-process forecaster for monthly series, with honest intervals.
 
-Two kinds share one API:
+Two kinds share one API (the ensemble that combines them with smoothing models is its own
+estimator, :class:`MLPipeline.ensemble.Ensemble`, over the same member interface):
 
 * ``kind="level"`` — a GP on the (standardised) level over time in years, plus optional
   regressors with ARD length-scales (see :func:`MLPipeline.kernels.level_kernel`).
 * ``kind="difference"`` — a GP on month-over-month differences (the "residual" model);
   forecasts are integrated back to levels with the full predictive covariance, so the
   interval widens with the horizon as the uncertainties of the steps accumulate.
-
-* ``kind="ensemble"`` — the combination of four members: the level GP (calibrated), the
-  level GP on a Box–Cox scale, damped-trend exponential smoothing (ETS(M,Ad,M)) and the Theta
-  method (:mod:`MLPipeline.smoothing`; both univariate, so they ignore regressors). Means and
-  each interval bound are combined across members by their median (:func:`combine_members`:
-  quantile combination). The members were chosen on a development subset of 300 M3 monthly
-  series (not one of the benchmark sets): there this combination beat every other measured —
-  including the one with the difference GP as its fourth member (sMAPE 12.78 vs 13.10) — and
-  it also did on M1 and the call-centre data (bench/accuracy.py).
 
 Hyperparameters are fitted by MAP (likelihood x log-normal priors, one L-BFGS start at the
 prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training data only:
@@ -31,10 +23,7 @@ prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training d
 
 from __future__ import annotations
 
-import functools
-import numbers
 import warnings
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -42,25 +31,24 @@ from scipy import stats
 from scipy.linalg import solve_triangular
 from sklearn.gaussian_process import GaussianProcessRegressor
 
-from MLPipeline.config import KINDS, MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
+from MLPipeline.config import MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
 from MLPipeline.gp import MAPGaussianProcessRegressor
+from MLPipeline.intervals import check_levels, interval_columns, level_label
 from MLPipeline.kernels import difference_kernel, level_kernel
-from MLPipeline.months import format_month, month_ordinal, parse_month
-from MLPipeline.smoothing import DampedETS, Theta
+from MLPipeline.months import (
+    format_month,
+    format_ordinal,
+    month_ordinal,
+    months_after,
+    ordinal_index,
+    ordinals_of,
+)
 from MLPipeline.transforms import BoxCox, guerrero_lambda
 
-#: Kinds GPForecaster accepts: the pipeline's KINDS plus the averaged ensemble.
-FORECASTER_KINDS: tuple[str, ...] = tuple(dict.fromkeys((*KINDS, "ensemble")))
+#: Kinds GPForecaster fits: a GP on the level, a GP on month-over-month differences (the ensemble is
+#: its own estimator, MLPipeline.ensemble.Ensemble).
+GP_KINDS: tuple[str, ...] = ("level", "difference")
 TRANSFORMS: tuple[str | None, ...] = (None, "boxcox")
-#: Ensemble members: (kind, transform, calibrate); the smoothing kinds are SMOOTHING_MEMBERS'.
-ENSEMBLE_MEMBERS: tuple[tuple[str, str | None, bool], ...] = (
-    ("level", None, True),
-    ("level", "boxcox", False),
-    (DampedETS.kind, None, False),
-    (Theta.kind, None, False),
-)
-#: Ensemble members that are not GPs, by kind.
-SMOOTHING_MEMBERS = {cls.kind: cls for cls in (DampedETS, Theta)}
 CALIBRATION_FOLDS = 3  # yearly origins inside the training window for conformal widening
 try:  # how scikit-learn stores the Cholesky factor; without it predictions use gp_.predict
     from sklearn.gaussian_process._gpr import GPR_CHOLESKY_LOWER
@@ -71,55 +59,6 @@ except ImportError:  # pragma: no cover - another scikit-learn layout
 def default_calibration(kind: str) -> bool:
     """Whether ``calibrate=None`` widens intervals for ``kind``: the level GP's own are too narrow."""
     return kind == "level"
-
-
-def level_label(level: float) -> str:
-    """Column suffix for an interval level: 80 -> '80', 97.5 -> '97.5'."""
-    return f"{float(level):g}"
-
-
-def interval_columns(levels: Iterable[float]) -> list[str]:
-    """``['mean', 'std', 'lower_80', 'upper_80', ...]`` for the given levels."""
-    cols = ["mean", "std"]
-    for lv in levels:
-        cols += [f"lower_{level_label(lv)}", f"upper_{level_label(lv)}"]
-    return cols
-
-
-def check_levels(level) -> tuple[float, ...]:
-    """Validate interval levels (percent, each strictly between 0 and 100)."""
-    values = (level,) if isinstance(level, numbers.Real) else tuple(level)
-    if not values:
-        raise ValueError("level must name at least one interval level, e.g. level=(80, 95)")
-    out = []
-    for lv in values:
-        if isinstance(lv, bool) or not isinstance(lv, numbers.Real) or not np.isfinite(lv):
-            raise ValueError(f"level {lv!r} is not a number; use percentages such as 80 or 95")
-        if not 0 < lv < 100:
-            raise ValueError(f"level {lv!r} is outside (0, 100); use percentages such as 80 or 95")
-        out.append(float(lv))
-    return tuple(out)
-
-
-def combine_members(values) -> np.ndarray:
-    """The ensemble's value from its members' (means or bounds; members on axis 0): the median.
-
-    With four members that is the mean of the middle two, so one member far off cannot drag the
-    forecast. On the M3 development subset (300 series) the median and the mean tied on points
-    (sMAPE 12.78 vs 12.80, MASE 0.834 both) and the median's intervals scored better (MSIS 5.76 vs
-    5.88); on the call-centre data the mean's 95% coverage was 0.983, above nominal (median 0.978).
-    The median is monotone, so ordered members give ordered bounds.
-    """
-    return np.median(np.asarray(values, dtype=float), axis=0)
-
-
-def ensemble_member(kind: str, transform: str | None = None, calibrate: bool | None = None, *,
-                    random_state: int = 0, clip_negative: bool = True):
-    """An unfitted ensemble member: a GPForecaster, or a smoothing model for its kind (SMOOTHING_MEMBERS)."""
-    if kind in SMOOTHING_MEMBERS:
-        return SMOOTHING_MEMBERS[kind](random_state=random_state, clip_negative=clip_negative)
-    return GPForecaster(kind, transform=transform, calibrate=calibrate, random_state=random_state,
-                        clip_negative=clip_negative)
 
 
 def _monthly_index(index, what: str) -> pd.DatetimeIndex:
@@ -152,71 +91,19 @@ def _finite_values(values: np.ndarray, index: pd.DatetimeIndex, what: str) -> No
         )
 
 
-_EPOCH = 1970 * 12  # month ordinal of 1970-01, where datetime64[M] counts from
-
-
-@functools.lru_cache(maxsize=4096)
-def _string_ordinal(value: str) -> int:
-    # cached: requests repeat the same few month strings, and parsing one costs microseconds
-    return month_ordinal(parse_month(value))
-
-
-def _month_ordinals(months) -> np.ndarray:
-    """``months`` (as predict_at accepts them) as integer month ordinals, validated like parse_month.
-
-    A naive DatetimeIndex (what the service and the pipeline pass) is converted in one step;
-    anything else element by element.
-    """
-    if isinstance(months, pd.DatetimeIndex) and months.tz is None:
-        if not len(months):
-            raise ValueError("months is empty: pass at least one month")
-        if months.hasnans:
-            raise ValueError("month is missing")
-        return months.to_numpy().astype("datetime64[M]").astype(np.int64) + _EPOCH
-    if isinstance(months, str | pd.Timestamp) or not isinstance(months, Iterable):
-        months = [months]
-    ordinals = [_string_ordinal(m) if isinstance(m, str) else month_ordinal(parse_month(m)) for m in months]
-    if not ordinals:
-        raise ValueError("months is empty: pass at least one month")
-    return np.array(ordinals, dtype=np.int64)
-
-
-def _ordinals(months) -> np.ndarray:
-    """Ordinals of already-valid months: an ordinal array as is, a DatetimeIndex in one step."""
-    if isinstance(months, np.ndarray) and months.dtype.kind == "i":
-        return months
-    return _month_ordinals(months)
-
-
-def _month_index(ordinals: np.ndarray) -> pd.DatetimeIndex:
-    """Month-start DatetimeIndex (named 'month') for month ordinals."""
-    starts = (np.asarray(ordinals, dtype=np.int64) - _EPOCH).astype("datetime64[M]").astype("datetime64[ns]")
-    return pd.DatetimeIndex(starts, name="month")
-
-
-def _format_ordinal(ordinal: int) -> str:
-    return f"{ordinal // 12:04d}-{ordinal % 12 + 1:02d}"
-
-
-def _as_months(months) -> pd.DatetimeIndex:
-    return _month_index(_month_ordinals(months))
-
-
 class GPForecaster:
     """Gaussian-process forecaster for one monthly series.
 
     Parameters
     ----------
-    kind : {"ensemble", "level", "difference"}
-        Model the level directly, the month-over-month differences, or combine the level GP
-        with a Box–Cox level GP, damped-trend ETS and Theta (the default: the most accurate on
-        the M3 development set and the call-centre and M1 benchmarks) — see the module docstring.
+    kind : {"level", "difference"}
+        Model the level directly or the month-over-month differences (see the module docstring).
     transform : {None, "boxcox"}
         Fit on a Box–Cox scale (Guerrero lambda); ignored with a warning-free fallback to no
-        transform when the series has a value <= 0. Not used by ``kind="ensemble"``.
+        transform when the series has a value <= 0.
     calibrate : bool or None
         Conformal widening of the intervals from a training-only backtest. None = the kind's
-        default (True for "level", False for "difference"; the ensemble sets its members).
+        default (True for "level", False for "difference").
     random_state : int
         Seed passed to the optimiser (fits are deterministic for a fixed seed).
     clip_negative : bool
@@ -228,13 +115,12 @@ class GPForecaster:
     regressors_ : tuple of regressor column names used (empty when fitted without X).
     train_start_, train_end_ : first and last training month (month-start Timestamps).
     kernel_ : the fitted scikit-learn kernel; log_marginal_likelihood_ : its log marginal
-    likelihood; log_posterior_ : the same plus the log prior (for the ensemble: those of its
-    first member, the level GP). lambda_ : Box–Cox lambda or None. calibration_ : dict with the
-    backtest's absolute standardised errors and the factor per level (empty when off).
-    members_ : the fitted member models (ensemble only, else []).
+    likelihood; log_posterior_ : the same plus the log prior. lambda_ : Box–Cox lambda or None.
+    calibration_ : dict with the backtest's absolute standardised errors and the factor per level
+    (empty when off).
     """
 
-    def __init__(self, kind: str = "ensemble", *, transform: str | None = None, calibrate: bool | None = None,
+    def __init__(self, kind: str = "level", *, transform: str | None = None, calibrate: bool | None = None,
                  random_state: int = 0, clip_negative: bool = True):
         self.kind = kind
         self.transform = transform
@@ -249,8 +135,9 @@ class GPForecaster:
         ``X`` is a DataFrame of regressors on the same index (one column per regressor).
         Returns self.
         """
-        if self.kind not in FORECASTER_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(FORECASTER_KINDS)}, got {self.kind!r}")
+        if self.kind not in GP_KINDS:
+            hint = "; the ensemble is MLPipeline.ensemble.Ensemble" if self.kind == "ensemble" else ""
+            raise ValueError(f"kind must be one of {', '.join(GP_KINDS)}, got {self.kind!r}{hint}")
         if self.transform not in TRANSFORMS:
             raise ValueError(f"transform must be None or 'boxcox', got {self.transform!r}")
         if not isinstance(y, pd.Series):
@@ -274,12 +161,9 @@ class GPForecaster:
         if X is not None:
             x_train = self._check_X(X, months, what="X", fit=True)
         self.nonnegative_ = bool(np.all(values >= 0))
-        self.members_: list[GPForecaster] = []
         self.calibration_: dict = {}
         self.lambda_ = None
         self._box = None
-        if self.kind == "ensemble":
-            return self._fit_ensemble(y, X)
         if self.transform == "boxcox" and np.all(values > 0):
             self.lambda_ = guerrero_lambda(values, SEASON_LENGTH)
             self._box = BoxCox(self.lambda_)
@@ -306,18 +190,6 @@ class GPForecaster:
         calibrate = default_calibration(self.kind) if self.calibrate is None else bool(self.calibrate)
         if calibrate:
             self.calibration_ = self._conformal(X)
-        return self
-
-    def _fit_ensemble(self, y: pd.Series, X) -> GPForecaster:
-        for kind, transform, calibrate in ENSEMBLE_MEMBERS:
-            member = ensemble_member(kind, transform, calibrate, random_state=self.random_state,
-                                     clip_negative=self.clip_negative)
-            self.members_.append(member.fit(y, X))
-        first = self.members_[0]
-        self.gp_ = first.gp_
-        self.kernel_ = first.kernel_
-        self.log_marginal_likelihood_ = first.log_marginal_likelihood_
-        self.log_posterior_ = first.log_posterior_
         return self
 
     def _conformal(self, X) -> dict:
@@ -399,7 +271,7 @@ class GPForecaster:
         if missing:
             raise ValueError(f"{what} lacks regressor column(s) {', '.join(missing)}")
         if not fit:
-            return self._lookup_X(X, _ordinals(months), what)
+            return self._lookup_X(X, ordinals_of(months), what)
         frame = X[list(self.regressors_)]
         index = _monthly_index(frame.index, what)
         if not index.equals(months):
@@ -418,13 +290,13 @@ class GPForecaster:
         """``X``'s month ordinals and its regressor columns as floats (validated, not yet looked up)."""
         columns = list(self.regressors_)
         frame = X if list(X.columns) == columns else X[columns]
-        ordinals = _month_ordinals(frame.index)
+        ordinals = ordinals_of(frame.index)
         try:
             values = frame.to_numpy(dtype=float)
         except (TypeError, ValueError):
             raise ValueError(f"{what} must hold numbers") from None
         if not np.isfinite(values).all():
-            _finite_values(values, _month_index(ordinals), what)
+            _finite_values(values, ordinal_index(ordinals), what)
         return ordinals, values
 
     def _lookup_X(self, X: pd.DataFrame, months: np.ndarray, what: str) -> np.ndarray:
@@ -434,12 +306,12 @@ class GPForecaster:
         rows = [row.get(month, -1) for month in months.tolist()]
         if -1 in rows:
             absent = sorted({month for month, i in zip(months.tolist(), rows, strict=True) if i < 0})
-            raise ValueError(f"{what} has no regressor values for month(s) {', '.join(map(_format_ordinal, absent[:5]))}")
+            raise ValueError(f"{what} has no regressor values for month(s) {', '.join(map(format_ordinal, absent[:5]))}")
         return values[rows]
 
     def _design(self, months, x: np.ndarray | None) -> np.ndarray:
         """GP inputs for ``months`` (a DatetimeIndex or month ordinals) and regressor rows ``x``."""
-        t = ((_ordinals(months).astype(float) - self._t0) / SEASON_LENGTH)[:, None]
+        t = ((ordinals_of(months).astype(float) - self._t0) / SEASON_LENGTH)[:, None]
         if not self.regressors_:
             return t
         return np.hstack([t, (x - self.x_mean_) / self.x_scale_])
@@ -452,10 +324,7 @@ class GPForecaster:
         lower_<l>/upper_<l> for each level (percent), in the series' units.
         """
         self._check_fitted()
-        if isinstance(horizon, bool) or not isinstance(horizon, numbers.Integral) or horizon < 1:
-            raise ValueError(f"horizon must be a whole number of months >= 1, got {horizon!r}")
-        months = pd.date_range(self.train_end_ + pd.offsets.MonthBegin(1), periods=int(horizon),
-                               freq=MONTH_FREQ, name="month")
+        months = months_after(self.train_end_, horizon)
         if self.regressors_ and X_future is None:
             raise ValueError(
                 f"this model was fitted with regressors {', '.join(self.regressors_)}: pass X_future "
@@ -474,7 +343,7 @@ class GPForecaster:
         """
         self._check_fitted()
         levels = check_levels(level)
-        months = _month_ordinals(months)
+        months = ordinals_of(months)
         x = None
         if self.regressors_:
             if X is None:
@@ -482,9 +351,9 @@ class GPForecaster:
                     f"this model was fitted with regressors {', '.join(self.regressors_)}: pass X with their values"
                 )
             x = self._check_X(X, months, what="X")
-        values = self._ensemble_values(months, x, X, levels) if self.members_ else self._values(months, x, X, levels)
+        values = self._values(months, x, X, levels)
         # One frame at the end: everything before works on arrays and month ordinals.
-        return pd.DataFrame(values, index=_month_index(months), columns=interval_columns(levels))
+        return pd.DataFrame(values, index=ordinal_index(months), columns=interval_columns(levels))
 
     def _latent(self, months, x, X):
         """Mean and variance on the model's (possibly Box–Cox) scale."""
@@ -518,22 +387,7 @@ class GPForecaster:
 
     def _frame(self, months, mean, std, levels) -> pd.DataFrame:
         """:meth:`_bounds` as a DataFrame indexed by month."""
-        return pd.DataFrame(self._bounds(mean, std, levels), index=_month_index(_ordinals(months)),
-                            columns=interval_columns(levels))
-
-    def _ensemble_values(self, months, x, X, levels) -> np.ndarray:
-        parts = [m._values(months, x, X, levels) for m in self.members_]
-        out = combine_members(parts)
-        # std of the equal-weight mixture of the members' predictive distributions
-        mixture_mean = sum(p[:, 0] for p in parts) / len(parts)
-        second = sum(p[:, 1] ** 2 + p[:, 0] ** 2 for p in parts) / len(parts)
-        out[:, 1] = np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
-        return out
-
-    def _ensemble_frame(self, months, X, levels) -> pd.DataFrame:
-        months = _ordinals(months)
-        x = self._check_X(X, months, what="X") if self.regressors_ else None
-        return pd.DataFrame(self._ensemble_values(months, x, X, levels), index=_month_index(months),
+        return pd.DataFrame(self._bounds(mean, std, levels), index=ordinal_index(ordinals_of(months)),
                             columns=interval_columns(levels))
 
     def _unscale(self, mean, cov_or_var):
@@ -570,7 +424,7 @@ class GPForecaster:
         return self._unscale(mean, std**2)
 
     def _predict_difference(self, months, x, X):
-        ordinals = _ordinals(months)
+        ordinals = ordinals_of(months)
         constants = self._constants()
         first, last, scaled = constants["first"], constants["last"], constants["scaled"]
         if np.any(ordinals <= first):
@@ -603,7 +457,7 @@ class GPForecaster:
     def _path_regressors(self, path, X: pd.DataFrame) -> np.ndarray:
         """Regressors for the consecutive ``path`` months: X's rows (the last of a repeated month),
         else the training median."""
-        path = _ordinals(path)
+        path = ordinals_of(path)
         values = np.tile(self.x_fill_, (len(path), 1))
         ordinals, given = self._regressor_values(X, "X")
         last_rows = len(ordinals) - 1 - np.unique(ordinals[::-1], return_index=True)[1]
@@ -614,8 +468,8 @@ class GPForecaster:
 
     def sums_path(self) -> bool:
         """Whether predictions sum monthly steps from the last observed value: a difference GP,
-        alone or as an ensemble member (so regressors of the months on the way matter)."""
-        return self.kind == "difference" or any(m.kind == "difference" for m in getattr(self, "members_", ()))
+        (so regressors of the months on the way matter)."""
+        return self.kind == "difference"
 
     def first_month(self) -> pd.Timestamp:
         """The earliest month :meth:`predict_at` answers (month-start Timestamp).
@@ -638,7 +492,6 @@ class GPForecaster:
             "transform": self.transform,
             "boxcox_lambda": self.lambda_,
             "calibration_factors": {level_label(lv): self._factor(lv) for lv in (80, 95)},
-            "members": [m.describe() for m in self.members_],
             "kernel": str(self.kernel_),
             "log_marginal_likelihood": self.log_marginal_likelihood_,
             "log_posterior": self.log_posterior_,

@@ -1,4 +1,4 @@
-"""Normality tests on each domain's levels and first differences.
+"""Normality tests on each series' levels and first differences.
 
 GP likelihoods assume Gaussian noise; these tests say how far the levels and the
 month-over-month differences are from that, which motivates the difference model.
@@ -7,10 +7,7 @@ month-over-month differences are from that, which motivates the difference model
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy import stats
-
-from MLPipeline.config import DOMAINS
 
 ALPHA = 0.05
 
@@ -22,29 +19,24 @@ TESTS = {
 }
 
 
-def series_tests(values) -> dict[str, dict[str, float | bool]]:
-    """Run every test on ``values``; ``normal`` is True when p >= 0.05."""
+def series_tests(values) -> dict[str, dict[str, float | bool | None]]:
+    """Run every test on ``values``; ``normal`` is True when p >= 0.05.
+
+    A constant series has no distribution to test (the statistics divide by its zero spread):
+    every entry is then None, with the reason in ``note``.
+    """
     x = np.asarray(values, dtype=float)
     out = {}
     for name, test in TESTS.items():
-        statistic, p_value = test(x)
+        statistic, p_value = (np.nan, np.nan) if np.ptp(x) == 0 else test(x)
+        if not (np.isfinite(statistic) and np.isfinite(p_value)):
+            out[name] = {"statistic": None, "p_value": None, "normal": None,
+                         "note": "constant: not testable" if np.ptp(x) == 0 else "undefined for these values"}
+            continue
         out[name] = {"statistic": float(statistic), "p_value": float(p_value), "normal": bool(p_value >= ALPHA)}
     return out
 
 
-def normality_table(frame: pd.DataFrame, domains=DOMAINS) -> dict[str, dict]:
-    """{domain: {"level": tests, "difference": tests}} for the tidy frame."""
-    return {
-        d: {"level": series_tests(frame[d]), "difference": series_tests(frame[d].diff().dropna())}
-        for d in domains
-    }
-
-
-def normality_rows(table: dict[str, dict]) -> list[dict]:
-    """The table flattened to rows (domain, series, test, statistic, p_value, normal) for reports."""
-    return [
-        {"domain": d, "series": s, "test": t, **vals}
-        for d, by_series in table.items()
-        for s, tests in by_series.items()
-        for t, vals in tests.items()
-    ]
+def normality_table(panel) -> dict[str, dict]:
+    """{series id: {"level": tests, "difference": tests}} for a Panel (MLPipeline.panel)."""
+    return {s.id: {"level": series_tests(s.y), "difference": series_tests(np.diff(s.y))} for s in panel}

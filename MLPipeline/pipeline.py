@@ -1,37 +1,46 @@
-"""The training run, step by step: load -> EDA/normality -> fit -> evaluate -> select -> save.
+"""The training run, step by step: load -> EDA/normality -> train every series -> save.
 
-Every model that is evaluated is fitted on the training split only; the models that are
-saved for serving are refitted on all months. The kind preferred per domain is chosen by
-a backtest inside the training split, never by the held-out months.
+Training a series (:func:`train_series`) is one independent unit of work, handed to an executor:
+a backtest inside its training split decides whether it uses the regressors, every kind is
+fitted on the training split and scored on its held-out months, and the served models are refitted
+on all its months. Nothing a series chooses looks at its held-out months. A series whose models
+cannot be fitted gets a seasonal-naive fallback, and the manifest and report say so: one queue
+never fails a run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
 from MLPipeline import eda
-from MLPipeline.artifacts import RunWriter, holdout_records, sha256_file
-from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, HOLDOUT_MONTHS, KINDS, REGRESSORS
-from MLPipeline.data import frame_sha256, load_workbook
+from MLPipeline.artifacts import RunLock, RunWriter, holdout_records, series_key, sha256_file
+from MLPipeline.config import DEFAULT_LEVELS, HOLDOUT_MONTHS, KINDS, MAX_TRAIN_MONTHS, MIN_MONTHS
+from MLPipeline.data import DataError, load_panel
 from MLPipeline.evaluation import forecast_metrics
+from MLPipeline.executor import map_series
 from MLPipeline.forecaster import GPForecaster, default_calibration
 from MLPipeline.logs import timed_step
-from MLPipeline.months import format_month
+from MLPipeline.models import MODEL_KINDS, make_model
+from MLPipeline.months import format_ordinal
 from MLPipeline.normality import normality_table
-from MLPipeline.preprocess import train_test_split
+from MLPipeline.panel import Panel, Series
+from MLPipeline.preprocess import check_holdout, split
 from MLPipeline.report import render_report
 from MLPipeline.selection import REGRESSOR_MARGIN, choose_kind
+from MLPipeline.smoothing import SeasonalNaive
 
 log = logging.getLogger("MLPipeline.pipeline")
 
-
 REGRESSOR_MODES = ("auto", "always", "never")
+#: Figures are drawn for this many series at most (the dashboard's dozen); the report says so.
+MAX_FIGURE_SERIES = 12
 
 
 @dataclass
@@ -40,48 +49,75 @@ class RunConfig:
     output_dir: Path
     holdout: int = HOLDOUT_MONTHS
     plots: bool = True
-    #: "auto": per domain, use the regressors only where the training backtest says they help;
-    #: "always" / "never": for every domain.
-    regressors: str = "auto"
+    #: "auto": per series, use the regressors only where the training backtest says they help;
+    #: "always" / "never": for every series.
+    use_regressors: str = "auto"
     levels: tuple[float, ...] = DEFAULT_LEVELS
     n_jobs: int = 2
+    #: how the file is read (MLPipeline.data.load_panel): layout, declared regressors, series kept, sheet
+    load: dict = field(default_factory=dict)
+    #: longest training window per series; longer series train on their most recent months
+    max_months: int = MAX_TRAIN_MONTHS
+    #: kinds trained and served per series (TRAINABLE_KINDS); the preferred one is the ensemble if trained
+    kinds: tuple[str, ...] = KINDS
+    #: the selection backtest inside each training split (it decides regressor use under "auto")
+    backtest: bool = True
 
     def __post_init__(self):
-        if self.regressors not in REGRESSOR_MODES:
-            raise ValueError(f"regressors must be one of {', '.join(REGRESSOR_MODES)}, got {self.regressors!r}")
+        if self.use_regressors not in REGRESSOR_MODES:
+            raise ValueError(f"use_regressors must be one of {', '.join(REGRESSOR_MODES)}, got {self.use_regressors!r}")
+        self.kinds = tuple(dict.fromkeys(self.kinds))
+        unknown = [k for k in self.kinds if k not in TRAINABLE_KINDS]
+        if unknown or not self.kinds:
+            raise DataError(f"kinds must be some of {', '.join(TRAINABLE_KINDS)}, got {', '.join(self.kinds) or 'none'}")
 
 
-def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None) -> dict[str, GPForecaster]:
-    """One fitted model per kind in ``KINDS``, each GP fitted once.
+#: Kinds Engine.py can train: the GP kinds, the ensemble, and the seasonal-naive baseline (fast: a quick
+#: first model for a very large panel, and what a series whose models fail falls back to).
+TRAINABLE_KINDS: tuple[str, ...] = MODEL_KINDS
+
+
+def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None, kinds: tuple[str, ...] = KINDS) -> dict[str, object]:
+    """One fitted model per kind in ``kinds``, each GP fitted once.
 
     An ensemble member that is a plain model of a served kind (no transform, the kind's default
     calibration: the calibrated level GP) is served as that kind instead of being fitted again.
     """
-    ensemble = GPForecaster(kind="ensemble").fit(y, X) if "ensemble" in KINDS else None
+    ensemble = make_model("ensemble").fit(y, X) if "ensemble" in kinds else None
     members = ensemble.members_ if ensemble is not None else []
     models = {}
-    for kind in KINDS:
+    for kind in kinds:
         if kind == "ensemble":
             models[kind] = ensemble
             continue
-        same = [m for m in members if m.kind == kind and m.transform is None
+        same = [m for m in members if isinstance(m, GPForecaster) and m.kind == kind and m.transform is None
                 and bool(m.calibrate) == default_calibration(kind)]
-        models[kind] = same[0] if same else GPForecaster(kind=kind).fit(y, X)
+        models[kind] = same[0] if same else make_model(kind).fit(y, X)
     return models
 
 
-def _regressors(frame: pd.DataFrame, use: bool) -> pd.DataFrame | None:
-    return frame[list(REGRESSORS)] if use else None
+@dataclass
+class SeriesJob:
+    series: Series
+    regressors: tuple[str, ...]
+    holdout: int
+    levels: tuple[float, ...]
+    use_regressors: str
+    kinds: tuple[str, ...] = KINDS
+    backtest: bool = True
 
 
-def _holdout_task(domain, train, test, use_x: bool, cfg: RunConfig):
-    """Fit every kind on the training split and forecast the held-out months."""
-    out = []
-    for kind, model in fit_kinds(train[domain], _regressors(train, use_x)).items():
-        forecast = model.predict(len(test), _regressors(test, use_x), level=cfg.levels)
-        metrics = forecast_metrics(test[domain].to_numpy(), forecast, train[domain].to_numpy(), cfg.levels)
-        out.append(((domain, kind), model, forecast.assign(actual=test[domain].to_numpy()), metrics))
-    return out
+@dataclass
+class SeriesResult:
+    id: str
+    models: dict[str, object]
+    preferred: str
+    uses_regressors: bool
+    selection: dict
+    metrics: dict[str, dict]
+    holdout: dict[str, pd.DataFrame]
+    notes: list[str]
+    holdout_start: int | None
 
 
 def _best_score(details: dict) -> float | None:
@@ -89,95 +125,218 @@ def _best_score(details: dict) -> float | None:
     return None if scores is None else scores[details["metric"]]
 
 
-def _selection_task(domain, train, cfg: RunConfig):
-    """Kind and regressor use for ``domain``, from backtests inside the training split only.
+def _unselected(kinds: tuple[str, ...], why: str, use_x: bool, regressor_reason: str) -> dict:
+    preferred = "ensemble" if "ensemble" in kinds else kinds[0]
+    return {"preferred": preferred, "metric": "mase", "margin": None, "origins": [], "backtest": {},
+            "reason": f"{preferred} served: {why}", "uses_regressors": use_x, "regressor_reason": regressor_reason}
 
-    With ``regressors="auto"`` the univariate models are kept unless the regressors improve the
-    preferred kind's backtest score by more than ``REGRESSOR_MARGIN`` (simpler model wins ties).
+
+def select(y: pd.Series, X: pd.DataFrame | None, mode: str, kinds: tuple[str, ...] = KINDS,
+           backtest: bool = True) -> dict:
+    """Kind and regressor use for one series, from backtests inside ``y`` (its training split) only.
+
+    With ``mode="auto"`` the univariate models are kept unless the regressors improve the preferred
+    kind's backtest score by more than ``REGRESSOR_MARGIN`` (simpler model wins ties). Without a
+    backtest (``backtest=False``, or no GP kind to compare), ``auto`` means univariate.
     """
-    y = train[domain]
-    if cfg.regressors != "auto":
-        use_x = cfg.regressors == "always"
-        details = choose_kind(y, _regressors(train, use_x), kinds=KINDS)[1]
-        return domain, {**details, "uses_regressors": use_x, "regressor_reason": f"regressors={cfg.regressors}"}
-    plain = choose_kind(y, None, kinds=KINDS)[1]
-    with_x = choose_kind(y, _regressors(train, True), kinds=KINDS)[1]
+    gp_kinds = tuple(k for k in kinds if k in KINDS)
+    if not backtest or not gp_kinds:
+        use_x = X is not None and mode == "always" and bool(gp_kinds)
+        why = "no backtest (--no-backtest)" if not backtest else "no GP kind trained"
+        return _unselected(kinds, why, use_x, f"regressors={mode}, {why}" if X is not None
+                           else "no regressors in the data")
+    if X is None or mode != "auto":
+        use_x = X is not None and mode == "always"
+        details = choose_kind(y, X if use_x else None, kinds=gp_kinds)[1]
+        reason = f"regressors={mode}" if X is not None else "no regressors in the data"
+        return {**details, "uses_regressors": use_x, "regressor_reason": reason}
+    plain = choose_kind(y, None, kinds=gp_kinds)[1]
+    with_x = choose_kind(y, X, kinds=gp_kinds)[1]
     without, within = _best_score(plain), _best_score(with_x)
     if without is None or within is None:
-        return domain, {**plain, "uses_regressors": False,
-                        "regressor_reason": "no backtest origin: univariate models"}
+        return {**plain, "uses_regressors": False, "regressor_reason": "no backtest origin: univariate models"}
     use_x = within < without * (1 - REGRESSOR_MARGIN)
     metric = plain["metric"].upper()
     reason = (f"training-backtest {metric} with regressors {within:.3f} ({with_x['preferred']}) vs without "
               f"{without:.3f} ({plain['preferred']}): "
               + ("regressors used" if use_x else f"univariate (regressors do not help by more than {REGRESSOR_MARGIN:.0%})"))
     chosen = with_x if use_x else plain
-    return domain, {**chosen, "uses_regressors": use_x, "regressor_reason": reason,
-                    "backtest_other": (plain if use_x else with_x)["backtest"]}
+    return {**chosen, "uses_regressors": use_x, "regressor_reason": reason,
+            "backtest_other": (plain if use_x else with_x)["backtest"]}
 
 
-def _final_task(domain, frame, use_x: bool):
-    return [((domain, kind), model) for kind, model in fit_kinds(frame[domain], _regressors(frame, use_x)).items()]
+def _holdout_forecasts(models: dict, test_y: np.ndarray, test_x, train_y: np.ndarray, levels):
+    forecasts, metrics = {}, {}
+    for kind, model in models.items():
+        forecast = model.predict(len(test_y), test_x if model.regressors_ else None, level=levels)
+        metrics[kind] = forecast_metrics(test_y, forecast, train_y, levels)
+        forecasts[kind] = forecast.assign(actual=test_y)
+    return forecasts, metrics
+
+
+def _constant_note(series: Series) -> list[str]:
+    if np.ptp(series.y) == 0:
+        return [f"constant at {series.y[0]:g} over its {len(series)} months: forecast to stay there"]
+    return []
+
+
+def train_series(job: SeriesJob) -> SeriesResult:
+    """Everything one series needs: selection, holdout scores, served models (see the module docstring)."""
+    series = job.series
+    names = job.regressors
+    notes = _constant_note(series)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optimiser chatter on degenerate series; outcomes are checked
+        try:
+            return _train(series, names, job, notes)
+        except Exception as exc:  # one queue must not fail the run: serve a fallback and say why
+            return _fallback(series, job, notes + [f"models could not be fitted ({type(exc).__name__}: {exc}); "
+                                                   "serving a seasonal-naive fallback"])
+
+
+def _train(series: Series, names, job: SeriesJob, notes: list[str]) -> SeriesResult:
+    train, test = split(series, job.holdout)
+    y_train, x_train = train.to_pandas(names)
+    selection = select(y_train, x_train, job.use_regressors, job.kinds, job.backtest)
+    use_x = selection["uses_regressors"]
+    forecasts, metrics, holdout_start = {}, {}, None
+    if test is not None:
+        models = fit_kinds(y_train, x_train if use_x else None, job.kinds)
+        _, x_test = test.to_pandas(names)
+        forecasts, metrics = _holdout_forecasts(models, test.y, x_test, train.y, job.levels)
+        holdout_start = test.start
+    else:
+        notes.append(f"{len(series)} months leave no holdout of {job.holdout} with {MIN_MONTHS} training "
+                     "months: served, not evaluated")
+    y_all, x_all = series.to_pandas(names)
+    finals = fit_kinds(y_all, x_all if use_x else None, job.kinds)
+    for kind, model in finals.items():
+        check = model.predict(1, _future_x(series, names) if model.regressors_ else None, level=(95,))
+        if not np.isfinite(check.to_numpy()).all():
+            raise ValueError(f"the {kind} model forecasts non-finite values")
+    return SeriesResult(series.id, finals, selection["preferred"], use_x, selection, metrics, forecasts, notes,
+                        holdout_start)
+
+
+def _future_x(series: Series, names) -> pd.DataFrame:
+    last = pd.DataFrame([series.x[-1]], columns=list(names),
+                        index=pd.DatetimeIndex([series.index()[-1] + pd.offsets.MonthBegin(1)], name="month"))
+    return last
+
+
+def _fallback(series: Series, job: SeriesJob, notes: list[str]) -> SeriesResult:
+    metrics, forecasts, holdout_start = {}, {}, None
+    kind = SeasonalNaive.kind
+    train, test = split(series, job.holdout)
+    if test is not None:
+        model = SeasonalNaive().fit(train.to_pandas()[0])
+        forecasts, metrics = _holdout_forecasts({kind: model}, test.y, None, train.y, job.levels)
+        holdout_start = test.start
+    final = SeasonalNaive().fit(series.to_pandas()[0])
+    selection = {"preferred": kind, "metric": "mase", "backtest": {}, "origins": [], "margin": None,
+                 "reason": notes[-1], "uses_regressors": False, "regressor_reason": "fallback model: univariate"}
+    return SeriesResult(series.id, {kind: final}, kind, False, selection, metrics, forecasts, notes, holdout_start)
+
+
+def _trim(panel: Panel, max_months: int) -> Panel:
+    """Series longer than ``max_months`` keep their most recent months (the exact GP's cost grows with
+    the cube of the length); each trimmed series is logged."""
+    kept = []
+    for s in panel:
+        if len(s) > max_months:
+            log.warning("%s: %d months; training on the most recent %d (from %s); raise --max-months to use more",
+                        s.id, len(s), max_months, format_ordinal(s.end - max_months + 1))
+            s = s.tail_from(len(s) - max_months)
+        kept.append(s)
+    return Panel(tuple(kept), panel.regressors, panel.source, panel.layout, panel.frequency, dict(panel.skipped))
+
+
+def _series_entry(s: Series, result: SeriesResult, holdout: int) -> dict:
+    entry = {
+        "id": s.id,
+        "key": series_key(s.id),
+        "first": format_ordinal(s.start),
+        "last": format_ordinal(s.end),
+        "months": len(s),
+        "preferred": result.preferred,
+        "kinds": list(result.models),
+        "uses_regressors": result.uses_regressors,
+        "holdout": None if result.holdout_start is None else
+        {"start": format_ordinal(result.holdout_start), "end": format_ordinal(s.end), "months": holdout},
+        "mean_volume": float(np.mean(s.y[-12:])),
+    }
+    if result.notes:
+        entry["notes"] = result.notes
+    return entry
 
 
 def run(cfg: RunConfig) -> dict:
     """Train, evaluate and save. Returns the committed manifest. Raises DataError on bad input."""
     started = dt.datetime.now(dt.UTC)
+    check_holdout(cfg.holdout)
+    if cfg.max_months < MIN_MONTHS:
+        raise DataError(f"max-months must be at least {MIN_MONTHS}, got {cfg.max_months}")
     with timed_step(log, "load", path=str(cfg.data_path)):
-        frame = load_workbook(cfg.data_path)
-        train, test = train_test_split(frame, cfg.holdout)
-    log.info("data: %d months %s..%s; training %s..%s; holdout %d months", len(frame),
-             format_month(frame.index[0]), format_month(frame.index[-1]), format_month(train.index[0]),
-             format_month(train.index[-1]), len(test))
+        panel = load_panel(cfg.data_path, **cfg.load)
+    for sid, why in panel.skipped.items():
+        log.warning("%s: left out: %s", sid, why)
+    panel = _trim(panel, cfg.max_months)
+    if not any(len(s) - cfg.holdout >= MIN_MONTHS for s in panel):
+        longest = max(len(s) for s in panel)
+        raise DataError(f"holdout of {cfg.holdout} months leaves {longest - cfg.holdout} training months for the "
+                        f"longest series; need at least {MIN_MONTHS} (the data has {longest})")
+    log.info("data: %d series (%s layout), %s..%s, regressors: %s; holdout %d months per series", len(panel),
+             panel.layout, format_ordinal(panel.start), format_ordinal(panel.end),
+             ", ".join(panel.regressors) or "none", cfg.holdout)
 
-    data_hash = frame_sha256(frame)
-    version = f"{started:%Y%m%dT%H%M%SZ}-{data_hash[:8]}"
+    data_hash = panel.sha256()
+    version = f"{started:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
+    with RunLock(cfg.output_dir):
+        return _train_and_save(cfg, panel, started, version, data_hash)
+
+
+def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version: str, data_hash: str) -> dict:
     writer = RunWriter(cfg.output_dir, version)
     try:
+        drawn = panel.series[:MAX_FIGURE_SERIES] if cfg.plots else ()
         with timed_step(log, "normality"):
-            normality = normality_table(frame)
+            normality = normality_table(panel)
             writer.write_json("normality.json", normality)
-        if cfg.plots:
-            with timed_step(log, "eda figures"):
-                for path in eda.write_eda_figures(frame, writer.run_dir / "figures"):
+        if drawn:
+            with timed_step(log, "eda figures", series=len(drawn)):
+                for path in eda.write_eda_figures(panel, writer.run_dir / "figures", [s.id for s in drawn]):
                     writer.add_file(path)
 
-        # Selection first: it decides, per domain, whether the evaluated and served models use regressors.
-        with timed_step(log, "selection backtest", domains=len(DOMAINS)):
-            selection = dict(Parallel(n_jobs=cfg.n_jobs)(delayed(_selection_task)(d, train, cfg) for d in DOMAINS))
-        use_x = {d: selection[d]["uses_regressors"] for d in DOMAINS}
-        n_models = len(DOMAINS) * len(KINDS)
-        with timed_step(log, "holdout fit", models=n_models):
-            per_domain = Parallel(n_jobs=cfg.n_jobs)(
-                delayed(_holdout_task)(d, train, test, use_x[d], cfg) for d in DOMAINS
-            )
-        results = [result for domain_results in per_domain for result in domain_results]
-        holdout = {key: fc for key, _, fc, _ in results}
-        metrics: dict[str, dict] = {d: {} for d in DOMAINS}
-        for (d, k), _, _, m in results:
-            metrics[d][k] = m
-        for d in DOMAINS:
-            log.info("%s: prefers %s (%s); %s; holdout sMAPE %s", d, selection[d]["preferred"],
-                     selection[d]["reason"], selection[d]["regressor_reason"],
-                     " / ".join(f"{k} {metrics[d][k]['smape']:.2f}" for k in KINDS))
+        jobs = [SeriesJob(s, panel.regressors, cfg.holdout, cfg.levels, cfg.use_regressors, cfg.kinds, cfg.backtest)
+                for s in panel]
+        with timed_step(log, "training", series=len(jobs), models=len(jobs) * len(cfg.kinds)):
+            results = map_series(train_series, jobs, n_jobs=cfg.n_jobs, what="training")
+        for s, r in zip(panel, results, strict=True):
+            scores = " / ".join(f"{k} {m['smape']:.2f}" for k, m in r.metrics.items() if m.get("smape") is not None)
+            log.info("%s: serves %s; %s; holdout sMAPE %s%s", s.id, r.preferred, r.selection["regressor_reason"],
+                     scores or "not evaluated", "".join(f"; note: {n}" for n in r.notes))
 
-        if cfg.plots:
+        if drawn:
             with timed_step(log, "forecast figures"):
-                for (d, k), _, fc, _ in results:
-                    path = eda.write_forecast_figure(
-                        train[d], test[d], fc, f"{d}: {k} model, holdout forecast",
-                        writer.run_dir / "figures" / f"holdout_{d}_{k}.png")
-                    writer.add_file(path)
+                for s, r in zip(panel.series[:len(drawn)], results, strict=False):
+                    for kind, fc in r.holdout.items():
+                        n_train = len(s) - len(fc)
+                        y, _ = s.to_pandas()
+                        path = eda.write_forecast_figure(
+                            y.iloc[:n_train], y.iloc[n_train:], fc, f"{s.id}: {kind} model, holdout forecast",
+                            writer.run_dir / "figures" / f"holdout_{series_key(s.id)}_{kind}.png")
+                        writer.add_file(path)
 
-        with timed_step(log, "final fit on all months", models=n_models):
-            finals = dict(pair for pairs in Parallel(n_jobs=cfg.n_jobs)(delayed(_final_task)(d, frame, use_x[d])
-                                                                    for d in DOMAINS) for pair in pairs)
         with timed_step(log, "save"):
-            for (d, k), model in finals.items():
-                writer.write_model(d, k, model)
-            writer.write_bytes("data.csv", frame.to_csv(float_format="%.10g").encode())
+            for r in results:
+                for kind, model in r.models.items():
+                    writer.write_model(r.id, kind, model)
+            writer.write_bytes("data.csv", panel.long_frame().to_csv(index=False, float_format="%.10g").encode())
+            metrics = {r.id: r.metrics for r in results}
             writer.write_json("metrics.json", metrics)
+            holdout = {(r.id, k): fc for r in results for k, fc in r.holdout.items()}
             writer.write_json("holdout.json", holdout_records(holdout))
+            entries = [_series_entry(s, r, cfg.holdout) for s, r in zip(panel, results, strict=True)]
             manifest_body = {
                 "trained_at": started.isoformat(timespec="seconds"),
                 "training_seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 2),
@@ -185,21 +344,23 @@ def run(cfg: RunConfig) -> dict:
                     "source": Path(cfg.data_path).name,
                     "file_sha256": sha256_file(Path(cfg.data_path)),
                     "data_sha256": data_hash,
-                    "n_months": len(frame),
+                    "layout": panel.layout,
+                    "n_series": len(panel),
+                    "n_months": panel.end - panel.start + 1,
+                    "skipped": panel.skipped,
                 },
-                "train_window": {"start": format_month(frame.index[0]), "end": format_month(frame.index[-1])},
-                "holdout": {"months": len(test), "start": format_month(test.index[0]),
-                            "end": format_month(test.index[-1])},
-                "domains": list(DOMAINS),
-                "kinds": list(KINDS),
-                "regressors": list(REGRESSORS),
-                "uses_regressors": use_x,
+                "frequency": panel.frequency,
+                "train_window": {"start": format_ordinal(panel.start), "end": format_ordinal(panel.end)},
+                "holdout_months": cfg.holdout,
+                "kinds": list(cfg.kinds),
+                "regressors": list(panel.regressors),
                 "levels": list(cfg.levels),
-                "preferred": {d: selection[d]["preferred"] for d in DOMAINS},
-                "selection": selection,
+                "figures": [s.id for s in drawn],
+                "series": entries,
+                "selection": {r.id: r.selection for r in results},
                 "metrics": metrics,
             }
-            report = render_report(manifest_body, normality, version, plots=cfg.plots)
+            report = render_report(manifest_body, normality, version, plots=bool(drawn))
             writer.write_bytes("report.md", report.encode())
             manifest = writer.commit(manifest_body)
     except BaseException:
@@ -207,3 +368,4 @@ def run(cfg: RunConfig) -> dict:
         raise
     log.info("saved model version %s to %s", version, cfg.output_dir)
     return manifest
+

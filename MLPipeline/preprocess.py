@@ -1,21 +1,25 @@
-"""Time-ordered train/test split (the forecaster turns months into its own time index)."""
+"""Time-ordered splits per series: training months and the held-out months after them."""
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import numbers
 
-from MLPipeline.config import HOLDOUT_MONTHS, MIN_MONTHS
-from MLPipeline.data import DataError
+from MLPipeline.config import MIN_MONTHS
+from MLPipeline.panel import Series
+from MLPipeline.readers import DataError
 
 
-def train_test_split(frame: pd.DataFrame, holdout: int = HOLDOUT_MONTHS) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a tidy frame in time: all but the last ``holdout`` months, and those months."""
-    if isinstance(holdout, bool) or not isinstance(holdout, int | np.integer) or holdout < 1:
+def check_holdout(holdout) -> int:
+    """A holdout must be a whole number of months >= 1 (DataError otherwise)."""
+    if isinstance(holdout, bool) or not isinstance(holdout, numbers.Integral) or holdout < 1:
         raise DataError(f"holdout must be a whole number of months >= 1, got {holdout!r}")
-    if len(frame) - holdout < MIN_MONTHS:
-        raise DataError(
-            f"holdout of {holdout} months leaves {len(frame) - holdout} training months; "
-            f"need at least {MIN_MONTHS} (the data has {len(frame)})"
-        )
-    return frame.iloc[:-holdout], frame.iloc[-holdout:]
+    return int(holdout)
+
+
+def split(series: Series, holdout: int) -> tuple[Series, Series | None]:
+    """(training months, held-out months), or (all months, None) when holding out ``holdout`` would
+    leave fewer than MIN_MONTHS to train on: such a series is served but not evaluated."""
+    n_train = len(series) - holdout
+    if n_train < MIN_MONTHS:
+        return series, None
+    return series.head(n_train), series.tail_from(n_train)

@@ -1,16 +1,21 @@
-"""The readable training report (Markdown): data, normality, holdout metrics, kind choice, figures."""
+"""The readable training report (Markdown): data, holdout metrics, kind choice, normality, figures."""
 
 from __future__ import annotations
 
-from MLPipeline.config import DOMAINS, KINDS
+from MLPipeline.artifacts import series_key
 
 _METRICS = (("smape", "sMAPE %", 2), ("mase", "MASE", 3), ("mae", "MAE", 1), ("rmse", "RMSE", 1),
             ("mape", "MAPE %", 2), ("coverage_80", "cov 80%", 2), ("coverage_95", "cov 95%", 2), ("msis", "MSIS", 2))
 
 
+def _cell(value) -> str:
+    """A table cell: ids are data, so pipes and line breaks must not break the table."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -19,53 +24,67 @@ def _fmt(value, digits: int) -> str:
 
 
 def render_report(manifest: dict, normality: dict, version: str, *, plots: bool = True) -> str:
-    data, window, holdout = manifest["data"], manifest["train_window"], manifest["holdout"]
+    data, window, entries = manifest["data"], manifest["train_window"], manifest["series"]
+    with_x = [e["id"] for e in entries if e["uses_regressors"]]
     out = [
         f"# Training report — model {version}",
         "",
-        f"Trained at {manifest['trained_at']} on `{data['source']}` ({data['n_months']} months, "
-        f"{window['start']}..{window['end']}; data sha256 `{data['data_sha256'][:12]}`). "
-        f"Held out the last {holdout['months']} months ({holdout['start']}..{holdout['end']}) for evaluation; "
-        "the saved models are refitted on all months. Regressors ("
-        f"{', '.join(manifest['regressors'])}) used for: "
-        f"{', '.join(d for d in DOMAINS if manifest['uses_regressors'][d]) or 'no domain'}.",
+        f"Trained at {manifest['trained_at']} on `{data['source']}` ({data['n_series']} series, {data['layout']} "
+        f"layout, {manifest['frequency']}, {window['start']}..{window['end']}; data sha256 "
+        f"`{data['data_sha256'][:12]}`). Each series held out its last {manifest['holdout_months']} months for "
+        "evaluation; the saved models are refitted on all its months. Regressors "
+        f"({', '.join(manifest['regressors']) or 'none'}) used for: "
+        f"{', '.join(with_x) if with_x else 'no series'}.",
         "",
+    ]
+    if data.get("skipped"):
+        out += ["Left out (too short to model): "
+                + "; ".join(f"**{_cell(sid)}** ({why})" for sid, why in data["skipped"].items()), ""]
+    notes = [(e["id"], n) for e in entries for n in e.get("notes", ())]
+    if notes:
+        out += ["## Notes", ""] + [f"- **{_cell(sid)}**: {note}" for sid, note in notes] + [""]
+    out += [
         "## Holdout metrics",
         "",
         "Fitted on the training split, forecast over the held-out months. MASE and MSIS are scaled by the "
-        "in-sample seasonal-naive MAE (m = 12). **Bold** marks the kind served for the domain.",
+        "in-sample seasonal-naive MAE (m = 12). **Bold** marks the kind served for the series.",
         "",
     ]
     rows = []
-    for d in DOMAINS:
-        for k in KINDS:
-            m = manifest["metrics"][d][k]
-            name = f"**{k}**" if manifest["preferred"][d] == k else k
-            rows.append([d, name] + [_fmt(m.get(key), digits) for key, _, digits in _METRICS])
-    out += [_table(["domain", "kind"] + [label for _, label, _ in _METRICS], rows), ""]
+    for e in entries:
+        for kind, m in manifest["metrics"][e["id"]].items():
+            name = f"**{kind}**" if e["preferred"] == kind else kind
+            rows.append([e["id"], name] + [_fmt(m.get(key), digits) for key, _, digits in _METRICS])
+    out += [_table(["series", "kind"] + [label for _, label, _ in _METRICS], rows), ""]
 
     out += ["## Why each kind was preferred", "",
             "Chosen on a backtest inside the training split (the held-out months are not used).", ""]
-    out += [f"- **{d}**: {manifest['selection'][d]['reason']}; {manifest['selection'][d]['regressor_reason']}"
-            for d in DOMAINS]
+    out += [f"- **{_cell(e['id'])}**: {manifest['selection'][e['id']]['reason']}; "
+            f"{manifest['selection'][e['id']]['regressor_reason']}" for e in entries]
 
     out += ["", "## Normality tests", "",
             "p-values of Shapiro–Wilk (SW), D'Agostino K² (K2) and Jarque–Bera (JB); p < 0.05 rejects normality.",
             ""]
     rows = []
-    for d in DOMAINS:
-        for series in ("level", "difference"):
-            t = normality[d][series]
-            rows.append([d, series] + [f"{t[name]['p_value']:.3g}" for name in ("shapiro_wilk", "dagostino_k2",
-                                                                               "jarque_bera")])
-    out += [_table(["domain", "series", "SW p", "K2 p", "JB p"], rows), ""]
+    for e in entries:
+        for part in ("level", "difference"):
+            t = normality[e["id"]][part]
+            rows.append([e["id"], part] + [_fmt(t[name]["p_value"], 3) if t[name]["p_value"] is not None else
+                                           t[name].get("note", "n/a") for name in ("shapiro_wilk", "dagostino_k2",
+                                                                                    "jarque_bera")])
+    out += [_table(["series", "part", "SW p", "K2 p", "JB p"], rows), ""]
 
     if plots:
+        drawn = manifest.get("figures", [])
         out += ["## Figures", ""]
-        for d in DOMAINS:
-            out.append(f"### {d}")
-            out.append(f"![{d} history](figures/history_{d}.png)")
-            out.append(f"![{d} density and QQ](figures/distribution_{d}.png)")
-            out += [f"![{d} {k} holdout](figures/holdout_{d}_{k}.png)" for k in KINDS]
+        if len(drawn) < len(entries):
+            out += [f"Drawn for the first {len(drawn)} of {len(entries)} series.", ""]
+        kinds = {e["id"]: list(manifest["metrics"][e["id"]]) for e in entries}
+        for sid in drawn:
+            key = series_key(sid)
+            out.append(f"### {_cell(sid)}")
+            out.append(f"![history](figures/history_{key}.png)")
+            out.append(f"![density and QQ](figures/distribution_{key}.png)")
+            out += [f"![{k} holdout](figures/holdout_{key}_{k}.png)" for k in kinds[sid]]
             out.append("")
     return "\n".join(out) + "\n"

@@ -4,11 +4,9 @@ The Engine calls :func:`choose_kind` per domain with the training split only; th
 details (backtest figures per kind, origins, reason) go into the manifest and the report.
 
 The ensemble is the default and, unless a ``margin`` is given, it is kept: the backtest is
-recorded (and decides whether the regressors help), but not used to switch kinds. Replaying the
-recorded two-origin backtests of the accuracy benchmark (bench/accuracy.py), switching to a kind
-that beat the ensemble's backtest MASE by a margin lost on the M3 development set at every
-margin tried (sMAPE 12.88 at 25%, 12.90 at 35%, 12.80 at 50%, 12.78 never), and on M1 too
-(14.88, 14.80, 14.52, 14.18): two yearly origins cannot tell the kinds apart reliably.
+recorded (and decides whether the regressors help), but not used to switch kinds: replayed on the
+accuracy benchmark's development set, switching by two yearly origins lost at every margin tried
+(docs/benchmarks.md has the table).
 """
 
 from __future__ import annotations
@@ -17,8 +15,12 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
+from MLPipeline.ensemble import MEMBERS, combine_members, make_member
 from MLPipeline.evaluation import backtest_origins, mase, smape
-from MLPipeline.forecaster import ENSEMBLE_MEMBERS, FORECASTER_KINDS, combine_members, ensemble_member
+from MLPipeline.forecaster import GP_KINDS
+
+#: Kinds a backtest compares.
+FORECASTER_KINDS: tuple[str, ...] = (*GP_KINDS, "ensemble")
 
 DEFAULT_KIND = "ensemble"
 SELECTION_METRIC = "mase"
@@ -39,13 +41,13 @@ def _point_forecasts(y_train, x_train, horizon, x_future, random_state) -> dict[
     def mean(model):
         return model.fit(y_train, x_train).predict(horizon, x_future)["mean"].to_numpy()
 
-    members = {(kind, transform): mean(ensemble_member(kind, transform, calibrate=False, random_state=random_state))
-               for kind, transform, _ in ENSEMBLE_MEMBERS}
+    members = {(kind, transform): mean(make_member(kind, transform, calibrate=False, random_state=random_state))
+               for kind, transform, _ in MEMBERS}
     forecasts = {"ensemble": combine_members(list(members.values()))}
     for kind in ("level", "difference"):
         forecasts[kind] = members.get((kind, None))
         if forecasts[kind] is None:
-            forecasts[kind] = mean(ensemble_member(kind, None, calibrate=False, random_state=random_state))
+            forecasts[kind] = mean(make_member(kind, None, calibrate=False, random_state=random_state))
     return forecasts
 
 

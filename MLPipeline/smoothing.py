@@ -8,7 +8,7 @@
   is seasonal, SES fitted by statsmodels, half the OLS slope as the drift.
 
 On the M3 development subset both were among the best single forecasters, and the ensemble's
-median of two GPs and these two beat every other combination measured (bench/accuracy.py).
+median of two GPs and these two beat every other combination measured (docs/benchmarks.md).
 
 Both are univariate: ``fit`` and ``predict_at`` accept regressors ``X`` and ignore them. Past
 months give one-step-ahead fitted values with the residual spread; future months the forecast
@@ -26,7 +26,15 @@ import pandas as pd
 from scipy import stats
 
 from MLPipeline.config import MONTH_FREQ, SEASON_LENGTH
-from MLPipeline.months import format_month, month_ordinal, parse_month
+from MLPipeline.intervals import check_levels, interval_columns
+from MLPipeline.months import (
+    format_month,
+    month_ordinal,
+    months_after,
+    ordinal_index,
+    ordinals_of,
+    parse_month,
+)
 
 SIMULATED_PATHS = 1000  # sample paths for the intervals of a multiplicative ETS model
 #: Theta's seasonality test: ACF at lag 12 against a chi2(1) at 10% (as statsmodels' ThetaModel).
@@ -58,28 +66,32 @@ class _SmoothingMember:
         self.y_ = pd.Series(values, index=months, name=y.name)
         self.train_start_, self.train_end_ = months[0], months[-1]
         self.nonnegative_ = bool(np.all(values >= 0))
+        self.regressors_: tuple[str, ...] = ()  # univariate: any X is ignored
         self._fit(values)
         return self
 
+    def sums_path(self) -> bool:
+        """Smoothing models forecast from their state, not by summing regressor-driven steps."""
+        return False
+
+    def first_month(self) -> pd.Timestamp:
+        """The earliest month :meth:`predict_at` answers: the first training month."""
+        return self.train_start_
+
     def predict(self, horizon: int = 12, X_future: pd.DataFrame | None = None, level=(80, 95)) -> pd.DataFrame:
         """Forecast the ``horizon`` months after the training window (``X_future`` is ignored)."""
-        months = pd.date_range(self.train_end_ + pd.offsets.MonthBegin(1), periods=int(horizon),
-                               freq=MONTH_FREQ, name="month")
-        return self.predict_at(months, X_future, level=level)
+        return self.predict_at(months_after(self.train_end_, horizon), X_future, level=level)
 
     def predict_at(self, months, X: pd.DataFrame | None = None, level=(95,)) -> pd.DataFrame:
         """Predict any months from the first training month on (``X`` is ignored).
 
         Same columns as GPForecaster.predict: mean, std, lower_<l>/upper_<l>.
         """
-        # imported here: forecaster imports this module for its ensemble
-        from MLPipeline.forecaster import _as_months, check_levels, interval_columns
-
         if not hasattr(self, "y_"):
             raise ValueError(f"this {type(self).__name__} is not fitted yet; call fit(y) first")
         levels = check_levels(level)
-        months = _as_months(months)
-        return pd.DataFrame(self._values(months, None, X, levels), index=pd.DatetimeIndex(months, name="month"),
+        ordinals = ordinals_of(months)
+        return pd.DataFrame(self._values(ordinals, None, X, levels), index=ordinal_index(ordinals),
                             columns=interval_columns(levels))
 
     def _values(self, months, x, X, levels) -> np.ndarray:
@@ -216,9 +228,9 @@ class Theta(_SmoothingMember):
     reseasonalised. Interval: the SES-with-drift variance ``sigma**2 * (1 + alpha**2 * (h - 1))``,
     normal bounds. For a positive series the errors are relative (``sigma`` is the RMS of the
     one-step errors divided by the fitted value, so the width grows with the level, as call-centre
-    noise does); otherwise absolute. On the M3 development subset relative errors gave the
-    ensemble its best interval score (MSIS 5.76 vs 5.94 with absolute errors, 5.86 with
-    statsmodels' ThetaModel intervals), which also has no in-sample values the ensemble needs.
+    noise does); otherwise absolute. Relative errors gave the ensemble its best interval score on the
+    M3 development subset (docs/benchmarks.md); statsmodels' ThetaModel has no in-sample values,
+    which the ensemble needs.
 
     Parameters and attributes as :class:`DampedETS`; after ``fit`` also ``seasonal_`` (the 12
     seasonal indices, first training month first), ``method_`` ("multiplicative", "additive" or
@@ -304,3 +316,37 @@ class Theta(_SmoothingMember):
     def _description(self) -> dict:
         return {"seasonal": self.method_, "error": self.error_, "alpha": self.alpha_, "drift": self.drift_,
                 "sigma": self.sigma_}
+
+
+class SeasonalNaive(_SmoothingMember):
+    """Each month is the same month a year earlier: the fallback served when a series' models fail.
+
+    In-sample months give the value 12 months before (the first year: itself); the interval is
+    normal with the RMS of the seasonal differences, widened by the square root of the number of
+    whole years ahead (Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 5.5). A
+    series shorter than two seasons uses the previous month instead (lag 1).
+    """
+
+    kind = "seasonal-naive"
+
+    def _fit(self, values: np.ndarray) -> None:
+        self.lag_ = SEASON_LENGTH if len(values) > SEASON_LENGTH else 1
+        steps = values[self.lag_:] - values[:-self.lag_]
+        self.sigma_ = float(np.sqrt(np.mean(steps**2))) if len(steps) else 0.0
+        self._values_ = values
+
+    def _insample(self) -> tuple[np.ndarray, np.ndarray]:
+        values, lag = self._values_, self.lag_
+        mean = np.concatenate([values[:lag], values[:-lag]])
+        return mean, np.full(len(values), self.sigma_)
+
+    def _ahead(self, steps: np.ndarray, levels):
+        values, lag = self._values_, self.lag_
+        steps = np.asarray(steps, dtype=np.int64)
+        mean = values[len(values) - lag + steps % lag]
+        std = self.sigma_ * np.sqrt(steps // lag + 1.0)
+        bounds = {lv: (mean - _z(lv) * std, mean + _z(lv) * std) for lv in levels}
+        return mean, std, bounds
+
+    def _description(self) -> dict:
+        return {"lag": self.lag_, "sigma": self.sigma_}

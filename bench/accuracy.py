@@ -1,4 +1,4 @@
-"""Accuracy benchmark: GPForecaster vs SeasonalNaive, AutoETS, AutoARIMA, AutoTheta.
+"""Accuracy benchmark: the GP kinds and the ensemble vs SeasonalNaive, AutoETS, AutoARIMA, AutoTheta.
 
 Data sets:
 * callcenter — the real workbook (MLPipeline.config.SHARED_DATA_PATH), rolling origin: train on
@@ -38,7 +38,7 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from MLPipeline.config import DOMAINS, REGRESSORS, SEASON_LENGTH, SHARED_DATA_PATH, output_dir  # noqa: E402
+from MLPipeline.config import SEASON_LENGTH, SHARED_DATA_PATH, output_dir  # noqa: E402
 from MLPipeline.evaluation import coverage, mase, msis, smape  # noqa: E402
 
 CALLCENTER_ORIGINS = (96, 108, 120)
@@ -62,15 +62,17 @@ class Task:
 
 
 def callcenter_tasks(path: Path) -> list[Task]:
-    from MLPipeline.data import load_workbook
+    from MLPipeline.data import load_panel, load_workbook
 
+    panel = load_panel(path)
     frame = load_workbook(path)
+    regressors = list(panel.regressors)
     tasks = []
-    for domain in DOMAINS:
+    for domain in panel.ids:
         for origin in CALLCENTER_ORIGINS:
             train, test = frame.iloc[:origin], frame.iloc[origin:origin + CALLCENTER_HORIZON]
             tasks.append(Task("callcenter", f"{domain}@{format(train.index[-1], '%Y-%m')}", train[domain],
-                              test[domain].to_numpy(), train[list(REGRESSORS)], test[list(REGRESSORS)]))
+                              test[domain].to_numpy(), train[regressors], test[regressors]))
     return tasks
 
 
@@ -92,7 +94,7 @@ def competition_tasks(dataset: str, limit: int | None, seed: int) -> list[Task]:
 
 # ------------------------------------------------------------------ models
 def _gp_forecast(model: str, task: Task, horizon: int) -> tuple[pd.DataFrame, dict]:
-    from MLPipeline.forecaster import GPForecaster
+    from MLPipeline.models import make_model
     from MLPipeline.selection import choose_kind
 
     use_x = model.endswith("+X")
@@ -103,7 +105,7 @@ def _gp_forecast(model: str, task: Task, horizon: int) -> tuple[pd.DataFrame, di
         info = {"kind": kind, "reason": details["reason"]}
     else:
         kind = model.removeprefix("GP-")
-    fc = GPForecaster(kind).fit(task.y, X).predict(horizon, X_future, level=LEVELS)
+    fc = make_model(kind).fit(task.y, X).predict(horizon, X_future, level=LEVELS)
     return fc, info
 
 

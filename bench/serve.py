@@ -40,20 +40,19 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
-from test_log_load import Gunicorn  # noqa: E402 - the tests' gunicorn driver, reused
-
-from MLPipeline.config import DEFAULT_DATA_PATH, DOMAINS, SHARED_DATA_PATH, output_dir  # noqa: E402
+from MLPipeline.config import DEFAULT_DATA_PATH, SHARED_DATA_PATH, output_dir  # noqa: E402
 from MLPipeline.months import format_month  # noqa: E402
 from service.cache import configured_rows  # noqa: E402
+from tests.servers import Gunicorn  # noqa: E402 - the tests' gunicorn driver, reused
 
 CONNECTIONS = (1, 8, 32)
 #: Distinct request bodies each load cycles through, so no endpoint answers one input only.
 VARIANTS = 24
 
 
-def bodies(train_end: pd.Timestamp) -> dict[str, tuple[str, str, list[str | None]]]:
+def bodies(train_end: pd.Timestamp, series: list[str]) -> dict[str, tuple[str, str, list[str | None]]]:
     """endpoint name -> (method, path, bodies to cycle through) for the served model."""
     future = [train_end + pd.DateOffset(months=k) for k in range(1, VARIANTS + 1)]
     single = [
@@ -66,7 +65,7 @@ def bodies(train_end: pd.Timestamp) -> dict[str, tuple[str, str, list[str | None
                                   for m in window]})
         for v in range(3)
     ]  # fmt: skip
-    forecast = [json.dumps({"domain": d, "horizon": 12}) for d in DOMAINS]
+    forecast = [json.dumps({"domain": d, "horizon": 12}) for d in series]
     return {
         "/health": ("GET", "/health", [None]),
         "/predict 1 month": ("POST", "/predict", single),
@@ -243,7 +242,7 @@ def main(argv=None) -> int:
         with Gunicorn(tmp, env, workers=args.workers) as server:
             info = json.loads(_get(server.url, "/model"))
             port = int(server.url.rsplit(":", 1)[1])
-            plan = bodies(pd.Timestamp(info["train_end"]))
+            plan = bodies(pd.Timestamp(info["train_end"]), info["domains"])
             for method, path, payloads in plan.values():  # warm every worker's code paths
                 load(server.url, method, path, payloads, 4, 1.0, tmp)
             for connections in args.connections:

@@ -1,5 +1,9 @@
 """The web layer. ``create_app(config=None)`` builds a Flask app; nothing heavy happens on import.
 
+Reading the factory tells the whole app: the extensions (one JSON error shape, the model registry,
+request ids and the access log, Prometheus metrics, the prediction log) and the blueprints (the API,
+the prediction log's routes, the dashboard), each registered here and nowhere else.
+
 Configuration comes from the environment (see :data:`ENV_KEYS`) and then from ``config`` (a
 mapping), which wins. Models are loaded when the app is created — in each gunicorn worker, since
 ``preload_app`` is off — unless ``LOAD_MODELS`` is false.
@@ -7,8 +11,6 @@ mapping), which wins. Models are loaded when the app is created — in each guni
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -31,9 +33,6 @@ ENV_KEYS: dict[str, str] = {
     "MAX_CONTENT_LENGTH": "MAX_CONTENT_LENGTH",
 }
 
-#: Optional modules (issue 5, dashboard) that plug in with ``init_app(app)`` when they exist.
-EXTENSIONS: tuple[str, ...] = ("service.logs", "service.metrics", "service.store", "service.dashboard")
-
 
 def _env_config() -> dict[str, Any]:
     config: dict[str, Any] = {}
@@ -44,16 +43,9 @@ def _env_config() -> dict[str, Any]:
     return config
 
 
-def _init_extensions(app: Flask) -> None:
-    """Call ``init_app(app)`` on each optional module in :data:`EXTENSIONS` that exists."""
-    for name in EXTENSIONS:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).init_app(app)
-
-
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from MLPipeline.config import output_dir
-    from service import api, errors
+    from service import api, dashboard, errors, logs, metrics, records, store
     from service.json_provider import OrjsonProvider
     from service.registry import Registry, settle_heap
 
@@ -77,8 +69,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions.setdefault(api.READINESS_KEY, [])
     if app.config["LOAD_MODELS"]:
         reg.start()
-    app.register_blueprint(api.create_blueprint(api.create_openapi(app)))
-    _init_extensions(app)
+    tree = api.create_openapi(app)
+    app.register_blueprint(api.create_blueprint(tree))
+    logs.init_app(app)
+    metrics.init_app(app)
+    store.init_app(app)
+    app.register_blueprint(records.create_blueprint(tree))
+    app.register_blueprint(dashboard.bp)
     if reg.current is not None:
         settle_heap()  # again: the extensions imported and built more after the models loaded
     return app

@@ -9,6 +9,8 @@ covers them without a second schema.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import re
@@ -20,6 +22,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, g, request
 from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import inference
 from service.errors import ApiError, from_validation_error
@@ -36,6 +39,9 @@ from service.schemas import (
     PredictResponse,
     ReadyResponse,
     ReloadResponse,
+    SeriesDetail,
+    SeriesPage,
+    SeriesQuery,
 )
 
 REGISTRY_KEY = "model_registry"
@@ -102,7 +108,9 @@ def read_json_body() -> Any:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON with Content-Type: application/json"
         )
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = request.get_data(cache=True)  # raises 413 when Content-Length is past MAX_CONTENT_LENGTH
+    if request.content_length is None and _continues_past(raw):
+        raise RequestEntityTooLarge()
     if not raw.strip():
         raise ApiError(400, "malformed_json", "the request body is empty; send a JSON object")
     try:
@@ -116,6 +124,16 @@ def read_json_body() -> Any:
             400, "malformed_json", f"the JSON body is nested too deeply (more than {MAX_JSON_DEPTH} levels)"
         )
     return data
+
+
+def _continues_past(raw: bytes) -> bool:
+    """Whether a body without Content-Length (chunked) goes on past the MAX_CONTENT_LENGTH bytes read.
+
+    werkzeug stops reading such a body at the limit without saying so: the truncated body would
+    be served. One more byte from the server's stream tells the two apart.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return limit is not None and len(raw) >= limit and bool(request.environ["wsgi.input"].read(1))
 
 
 def _within_depth(data: Any, limit: int) -> bool:
@@ -203,11 +221,14 @@ def _model():
         raise ApiError(503, "model_not_loaded", f"no model is loaded: {exc}") from None
 
 
-def _record(endpoint: str, rows: list[dict[str, Any]]) -> None:
-    """Hand the rows to the prediction log (service.store) before the response is sent."""
+def _record(endpoint: str, rows: list[dict[str, Any]], model) -> None:
+    """Hand the rows to the prediction log (service.store) before the response is sent, then count them."""
+    from service import metrics
+
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
     if log is not None:
-        log.record(request_id(), endpoint, rows)
+        log.record(request_id(), endpoint, rows, model.regressors)
+    metrics.count_predictions(rows, model.metric_series)
 
 
 # --------------------------------------------------------------------- views
@@ -216,8 +237,8 @@ def _record(endpoint: str, rows: list[dict[str, Any]]) -> None:
 def predict(body: PredictRequest):
     """Predict months for one or more instances.
 
-    One instance inline (``month``, ``phone_lines``, ``channels``) or up to 1,000 in
-    ``instances``; every domain unless ``domains`` says otherwise.
+    One instance inline (``month`` and regressor values by name) or up to 1,000 in ``instances``;
+    every series of a model with up to 50, else the ones ``domains`` names.
     """
     model = _model()
     rows, assumption = inference.predict(
@@ -228,17 +249,17 @@ def predict(body: PredictRequest):
         kind=body.kind,
         prefix=body.field_prefix(),
     )
-    _record("predict", rows)
+    _record("predict", rows, model)
     return {"model_version": model.version, "assumption": assumption, "predictions": rows}
 
 
 def forecast(body: ForecastRequest):
-    """Forecast the next ``horizon`` months after the training window for one domain."""
+    """Forecast the next ``horizon`` months after the series' training window."""
     model = _model()
     kind, rows, assumption = inference.forecast(
         model, body.domain, body.horizon, regressors=body.regressors, levels=body.level, kind=body.kind
     )
-    _record("forecast", rows)
+    _record("forecast", rows, model)
     return {
         "model_version": model.version,
         "domain": body.domain,
@@ -266,8 +287,63 @@ def anomalies(body: AnomaliesRequest):
 
 
 def model_info():
-    """Model version, training window, kernels, holdout metrics and library versions."""
+    """Model version, training window, series count, kernels, holdout metrics and library versions."""
     return _model().info
+
+
+def list_series(query: SeriesQuery):
+    """The model's series, a page at a time: first and last month, served kind, holdout error.
+
+    ``order`` sorts by data order, recent volume or holdout sMAPE; ``q`` keeps the ids that start
+    with it (case-insensitive, in name order).
+    """
+    from service.loaded import series_summary, starting_with
+
+    model = _model()
+    offset = 0
+    if query.cursor is not None:
+        offset = _page_offset(query.cursor, query.order, query.q)
+    if query.q is not None:
+        lo, hi = starting_with(model, query.q)
+        page = [sid for _, sid in model.by_name[lo + offset:min(hi, lo + offset + query.limit)]]
+        total = hi - lo
+    else:
+        ids = model.orders[query.order]
+        page = list(ids[offset:offset + query.limit])
+        total = len(ids)
+    end = offset + len(page)
+    return {"model_version": model.version, "total": total,
+            "series": [series_summary(model, sid) for sid in page],
+            "next_cursor": _page_cursor(end, query.order, query.q) if end < total else None}
+
+
+def series_detail(series_id: str):
+    """One series: its months, served kind, holdout figures, notes and assumed regressor values."""
+    from service.loaded import series_summary
+
+    model = _model()
+    inference.check_series(model, series_id, "series_id")
+    entry = series_summary(model, series_id)
+    assumed = model.series[series_id].assumed
+    entry["assumed_regressors"] = {} if assumed is None else dict(zip(model.regressors, assumed.tolist(), strict=True))
+    return entry
+
+
+def _page_cursor(offset: int, order: str, q: str | None) -> str:
+    raw = json.dumps([offset, order, q], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _page_offset(cursor: str, order: str, q: str | None) -> int:
+    try:
+        offset, was_order, was_q = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= 10**9:
+            raise ValueError("offset")
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this service returned", "cursor") from None
+    if (was_order, was_q) != (order, q):
+        raise ApiError(422, "invalid_cursor", "the cursor belongs to another order or filter", "cursor")
+    return offset
 
 
 def health():
@@ -282,6 +358,10 @@ def ready():
     model = reg.current
     checks = {"models": "ok" if model is not None else f"not loaded: {reg.reason}"}
     problems = [] if model is not None else [checks["models"]]
+    if model is not None:
+        # Informational: a refused manifest leaves the served model serving, so still ready.
+        refused = reg.refused
+        checks["manifest"] = "ok" if refused is None else f"refused, serving {model.version}: {refused}"
     for check in current_app.extensions.get(READINESS_KEY, []):
         name, problem = check()
         checks[name] = problem or "ok"
@@ -297,10 +377,12 @@ def ready():
 
 
 def reload_models():
-    """Reload the manifest (``Authorization: Bearer $ADMIN_TOKEN``); a bad bundle is refused.
+    """Check the manifest now (``Authorization: Bearer $ADMIN_TOKEN``); a bad bundle is refused.
 
-    403 when ADMIN_TOKEN is not configured (admin routes disabled), 401 on a wrong token,
-    409 when the new bundle is refused (the previous model keeps serving).
+    Every worker follows a changed manifest.json by itself within RELOAD_SYNC_SECONDS; this makes
+    the worker that answers look at once and say what it serves. 403 when ADMIN_TOKEN is not
+    configured (admin routes disabled), 401 on a wrong token, 409 when the manifest on disk is
+    refused (the previous model keeps serving).
     """
     from service.registry import ReloadRefused
 
@@ -362,6 +444,10 @@ def create_blueprint(tree: SpecTree) -> Blueprint:
         tags=("predictions",),
     )
     add_endpoint(bp, tree, "/model", model_info, responses={200: ModelInfo, **unavailable}, tags=("model",))
+    add_endpoint(bp, tree, "/series", list_series, query=SeriesQuery, responses={200: SeriesPage, **unavailable},
+                 tags=("model",))
+    add_endpoint(bp, tree, "/series/<path:series_id>", series_detail,
+                 responses={200: SeriesDetail, 422: ErrorResponse, **unavailable}, tags=("model",))
     add_endpoint(bp, tree, "/health", health, responses={200: HealthResponse}, tags=("operations",))
     add_endpoint(
         bp, tree, "/ready", ready, responses={200: ReadyResponse, 503: ReadyResponse}, tags=("operations",)

@@ -4,7 +4,7 @@ A forecaster call's answer is a pure function of its inputs: the model (fixed fo
 :class:`service.registry.LoadedModel`), the months, the regressor values of the whole call (the
 difference kind sums a path whose regressors come from every month of the call, so single
 rows are *not* independent: the key is the whole call) and the levels. Identical calls get the
-identical array back, without the forecaster's 5-40 ms of pandas work. Arrays are stored
+identical array back, without the forecaster's pandas work. Arrays are stored
 read-only, so no caller can change a cached answer.
 
 Size: ``PREDICTION_CACHE_ROWS`` (default 100,000 predicted rows per worker, a few tens of MB at

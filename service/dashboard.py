@@ -1,10 +1,13 @@
 """``GET /``: the operators' dashboard, rendered on the server (Jinja2 templates, inline SVG charts).
 
-The page shows, for the served model: one chart per domain (service.charts), the holdout metrics
-per domain and kind with the preferred kind and the reason it was chosen, the model version,
+The page shows, for the served model: one chart per series (service.charts) when it has up to
+``MAX_CHARTS`` of them, else an overview table of every series (a page at a time, sortable by recent
+volume and holdout error) with a picker that draws one (``/?series=<id>``); the holdout metrics per
+kind of the charted series with the preferred kind and the reason it was chosen; the model version,
 training window and training time, the latest logged predictions, live accuracy once actuals
 exist, and a form that calls ``POST /predict`` from ``static/dashboard.js``. With no model
-loaded it answers 503 with an HTML page giving the registry's reason.
+loaded it answers 503 with an HTML page giving the registry's reason. Series ids are data: they are
+escaped in the page (Jinja's autoescape) and element ids are built from their hash.
 
 Anomalies: an actual recorded through ``POST /actuals`` is an anomaly when it falls outside the
 95% interval of the newest logged prediction for its month and domain (what the service told
@@ -21,7 +24,6 @@ nosniff, DENY framing and no referrer.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -29,13 +31,18 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, current_app, render_template, request
 
-from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, REGRESSORS, SEASON_LENGTH
-from MLPipeline.months import format_month, parse_month
+from MLPipeline.artifacts import series_key
+from MLPipeline.config import DEFAULT_LEVELS, SEASON_LENGTH
+from MLPipeline.months import format_month, format_ordinal, parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
 from service.errors import ApiError
+from service.loaded import series_summary
 
 FORECAST_MONTHS = SEASON_LENGTH  # the forecast path drawn on each chart
+MAX_CHARTS = 12  # series drawn one chart each; above this the page shows the overview and a picker
+OVERVIEW_PAGE = 50  # overview rows per page
+ORDERS = ("volume", "error", "data")
 LATEST_ROWS = 10  # logged predictions listed on the page
 ANOMALY_LEVEL = 95.0
 CHARTS_KEY = "dashboard_charts"
@@ -88,9 +95,10 @@ class LiveLog:
     latest_version: str | None = None
     checked: list[dict[str, Any]] = field(default_factory=list)  # every actual checked, by domain/month
 
-    def markers(self, domain: str) -> list[charts.Marker]:
+    def markers(self, series_id: str) -> list[charts.Marker]:
         return [
-            charts.Marker(parse_month(c["month"]), c["value"], c["anomaly"]) for c in self.checked if c["domain"] == domain
+            charts.Marker(parse_month(c["month"]), c["value"], c["anomaly"]) for c in self.checked
+            if c["domain"] == series_id
         ]
 
     @property
@@ -110,13 +118,16 @@ def _newest_logged(log, domain: str, months: list[str]) -> dict[str, dict[str, A
     return newest
 
 
-def check_actuals(model, log, actuals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each actual inside the served range, against a logged or the model's 95% interval."""
+def check_actuals(model, log, actuals: list[dict[str, Any]], series_ids) -> list[dict[str, Any]]:
+    """Each actual of the given series inside its served range, against a logged or the model's 95% interval."""
+    from MLPipeline.months import month_ordinal
+
     checked = []
-    for domain in DOMAINS:
+    for domain in series_ids:
+        info = model.series[domain].info
         mine = [
             a for a in actuals
-            if a["domain"] == domain and model.first_month < parse_month(a["month"]) <= model.last_month
+            if a["domain"] == domain and info.first < month_ordinal(parse_month(a["month"])) <= model.series[domain].last_served
         ]
         if not mine:
             continue
@@ -124,9 +135,7 @@ def check_actuals(model, log, actuals: list[dict[str, Any]]) -> list[dict[str, A
         unlogged = [a for a in mine if a["month"] not in logged]
         scored: dict[str, dict[str, Any]] = {}
         if unlogged:
-            observations = [
-                SimpleNamespace(month=a["month"], value=a["value"], **dict.fromkeys(REGRESSORS)) for a in unlogged
-            ]
+            observations = [SimpleNamespace(month=a["month"], value=a["value"], regressors={}) for a in unlogged]
             try:
                 kind, rows, _ = inference.anomalies(model, domain, observations, level=ANOMALY_LEVEL)
             except ApiError as exc:  # the model cannot score these months: leave them unchecked
@@ -160,8 +169,9 @@ def check_actuals(model, log, actuals: list[dict[str, Any]]) -> list[dict[str, A
     return checked
 
 
-def live_log(model) -> LiveLog:
-    """Latest predictions, live accuracy and checked actuals; a database problem becomes a note."""
+def live_log(model, series_ids) -> LiveLog:
+    """Latest predictions, live accuracy and the charted series' checked actuals; a database problem
+    becomes a note."""
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
     if log is None:
         return LiveLog()
@@ -173,7 +183,7 @@ def live_log(model) -> LiveLog:
         accuracy = log.accuracy()
         live.latest_version = accuracy["latest_model_version"]
         live.accuracy = [d for d in accuracy["domains"] if d["all_versions"]["count"]]
-        live.checked = check_actuals(model, log, log.actuals())
+        live.checked = check_actuals(model, log, log.actuals(), series_ids) if series_ids else []
     except PredictionLogUnavailable as exc:
         live.problem = str(exc)
     return live
@@ -182,12 +192,13 @@ def live_log(model) -> LiveLog:
 # -------------------------------------------------------------------- charts
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+def chart_id(series_id: str) -> str:
+    """An element id for a series' chart: from its hash, since ids are data (any characters)."""
+    return f"chart-{series_key(series_id)}"
 
 
 def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, Any]:
-    """The domain's chart (inline SVG) with its caption facts, cached per model version."""
+    """The series' chart (inline SVG) with its caption facts, cached per model version."""
     cache: charts.ChartCache = current_app.extensions[CHARTS_KEY]
     signature = tuple((m.month, m.value, m.anomaly) for m in markers)
 
@@ -196,14 +207,13 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
         path = pd.DataFrame(rows)
         path.index = pd.DatetimeIndex([parse_month(m) for m in path.pop("month")], name="month")
         heading = f"{domain} ({kind} model)"
-        title = f"{domain}: calls per month, held-out check and {FORECAST_MONTHS}-month forecast ({kind} model)"
+        title = f"{domain}: volume per month, held-out check and {FORECAST_MONTHS}-month forecast ({kind} model)"
         holdout = model.bundle.holdout.get((domain, kind))
-        svg = charts.domain_svg(
-            model.bundle.history[domain], holdout, path, markers, heading, f"chart-{_slug(domain)}", title
-        )
+        history, _ = model.bundle.history[domain].to_pandas()
+        svg = charts.domain_svg(history, holdout, path, markers, heading, chart_id(domain), title)
         return {
             "domain": domain,
-            "id": f"chart-{_slug(domain)}",
+            "id": chart_id(domain),
             "kind": kind,
             "title": title,
             "svg": svg,
@@ -220,21 +230,40 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
 # --------------------------------------------------------------------- views
 
 
-def metric_rows(model) -> list[dict[str, Any]]:
-    """Holdout metrics per domain and kind (from GET /model's description), preferred flagged."""
-    selection = model.bundle.manifest.get("selection") or {}
+def metric_rows(model, series_ids) -> list[dict[str, Any]]:
+    """Holdout metrics per kind of the given series (from the manifest), preferred flagged."""
+    manifest = model.bundle.manifest
+    selection = manifest.get("selection") or {}
+    metrics = manifest.get("metrics") or {}
     rows = []
-    for entry in model.info["models"]:
-        rows.append(
-            {
-                "domain": entry["domain"],
-                "kind": entry["kind"],
-                "preferred": entry["preferred"],
-                "metrics": entry["holdout"] or {},
-                "reason": (selection.get(entry["domain"]) or {}).get("reason"),
-            }
-        )
+    for sid in series_ids:
+        info = model.series[sid].info
+        for kind in info.kinds:
+            rows.append({
+                "domain": sid,
+                "kind": kind,
+                "preferred": kind == info.preferred,
+                "metrics": (metrics.get(sid) or {}).get(kind) or {},
+                "reason": (selection.get(sid) or {}).get("reason"),
+            })
     return rows
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except ValueError:
+        return default
+    return min(max(value, low), high)
+
+
+def overview(model, order: str, page: int) -> dict[str, Any]:
+    """One page of the overview table: the series in ``order`` (precomputed at load: O(page) here)."""
+    ids = model.orders[order]
+    pages = max(1, -(-len(ids) // OVERVIEW_PAGE))
+    page = min(page, pages)
+    rows = [series_summary(model, sid) for sid in ids[(page - 1) * OVERVIEW_PAGE:page * OVERVIEW_PAGE]]
+    return {"rows": rows, "order": order, "page": page, "pages": pages, "total": len(ids)}
 
 
 def _page(template: str, status: int, **context: Any):
@@ -250,23 +279,42 @@ def index():
     model = registry.current
     if model is None:
         return _page("unavailable.html", 503, reason=registry.reason or "unknown")
-    live = live_log(model)
-    charts_ = [domain_chart(model, d, live.markers(d)) for d in DOMAINS]
+    many = len(model.series) > MAX_CHARTS
+    picked = request.args.get("series", "").strip()[:200] or None
+    missing, suggestions = None, []
+    if picked is not None and picked not in model.series:
+        missing, suggestions, picked = picked, model.close_matches(picked), None
+    charted = [picked] if picked is not None else ([] if many else list(model.ids))
+    order = request.args.get("order", "volume")
+    order = order if order in ORDERS else "volume"
+    live = live_log(model, charted)
+    charts_ = [domain_chart(model, d, live.markers(d)) for d in charted]
     manifest = model.bundle.manifest
+    first = charted[0] if charted else model.ids[0]
+    info = model.series[first].info
+    assumed = model.series[first].assumed
     return _page(
         "dashboard.html",
         200,
         info=model.info,
         manifest=manifest,
-        holdout=manifest.get("holdout") or {},
+        holdout_months=manifest.get("holdout_months"),
         charts=charts_,
+        many=many,
+        picked=picked,
+        missing=missing,
+        suggestions=suggestions,
+        overview=overview(model, order, _int_arg("page", 1, 1, 10**6)) if many else None,
         forecast_months=FORECAST_MONTHS,
         metric_columns=METRIC_COLUMNS,
-        metric_rows=metric_rows(model),
+        metric_rows=metric_rows(model, charted),
         live=live,
-        domains=DOMAINS,
-        next_month=format_month(pd.Timestamp(model.bundle.train_end) + pd.DateOffset(months=1)),
-        assumed=model.assumed,
+        domains=list(model.ids) if not many else [],
+        form_series=first,
+        regressors=[(name, None if assumed is None else float(v)) for name, v in
+                    zip(model.regressors, assumed if assumed is not None else [None] * len(model.regressors),
+                        strict=True)],
+        next_month=format_ordinal(info.last + 1),
     )
 
 
@@ -293,11 +341,10 @@ def format_number(value: Any, fmt: str) -> str:
     return f"{value:.2f}"
 
 
-def init_app(app) -> None:
-    """Register ``GET /`` (not part of /openapi.json: it is a page, not an API)."""
-    if bp.name in app.blueprints:
-        return
-    app.extensions[CHARTS_KEY] = charts.ChartCache()
-    app.add_template_filter(format_number, "number")
-    app.after_request(_secure)
-    app.register_blueprint(bp)
+@bp.record_once
+def _setup(state) -> None:
+    """What the page needs from the app it is registered on: the chart cache, the number filter and
+    the security headers (``GET /`` is a page, not an API operation: it is not in /openapi.json)."""
+    state.app.extensions[CHARTS_KEY] = charts.ChartCache()
+    state.app.add_template_filter(format_number, "number")
+    state.app.after_request(_secure)

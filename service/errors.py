@@ -23,16 +23,19 @@ HTTP_CODES: dict[int, str] = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
+    431: "headers_too_large",
     500: "internal_error",
+    501: "not_implemented",
 }
 
 #: Last field name in a validation error's location -> our code for that field.
 FIELD_CODES: dict[str, str] = {
     "month": "invalid_month",
-    "phone_lines": "invalid_regressor",
-    "channels": "invalid_regressor",
     "regressors": "invalid_regressor",
     "level": "invalid_level",
     "domain": "unknown_domain",
@@ -42,6 +45,7 @@ FIELD_CODES: dict[str, str] = {
     "instances": "invalid_instances",
     "observations": "invalid_observations",
     "value": "invalid_value",
+    "cursor": "invalid_cursor",
 }
 
 #: pydantic error types that say the same thing whatever the field.
@@ -118,6 +122,8 @@ def _code_for(error: dict[str, Any]) -> str:
     name = names[-1] if names else ""
     if kind == "too_long" and name in TOO_LONG_CODES:
         return TOO_LONG_CODES[name]
+    if "regressors" in names:  # a value inside a regressors mapping, whatever the regressor's name
+        return "invalid_regressor"
     return FIELD_CODES.get(name, "invalid_value")
 
 
@@ -126,7 +132,10 @@ def from_validation_error(exc: ValidationError) -> ApiError:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     ctx = first.get("ctx") or {}
-    field = ctx.get("field") or field_path(tuple(first["loc"]))
+    where = field_path(tuple(first["loc"]))
+    field = ctx.get("field") or where
+    if ctx.get("field") and where and not field.startswith(str(first["loc"][0])):
+        field = f"{where}.{field}"  # a nested object's validator names its own field ("instances[0]" + "phone_lines")
     message = first["msg"]
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem(s) in this request)"

@@ -119,7 +119,8 @@ def _create_metrics() -> SimpleNamespace:
         ),
         predictions=Counter(
             f"{PREFIX}_predictions",
-            "Predictions returned (and logged), by domain and kind.",
+            "Predictions returned (and logged), by series (the first METRICS_SERIES_LABELS of the model; "
+            "the rest as _other) and kind.",
             ["domain", "kind"],
         ),
         log_write_failures=Counter(
@@ -136,11 +137,32 @@ def observe_request(endpoint: str, method: str, status: int, seconds: float) -> 
     m.latency.labels(*labels).observe(seconds)
 
 
-def count_predictions(rows: Iterable[Mapping[str, Any]]) -> None:
-    """Count logged prediction rows by (domain, kind): one increment per pair, not per row."""
+#: Series that get their own label value, in the model's data order; the rest share OTHER_SERIES.
+#: Every label value is a time series in Prometheus: this keeps a 10,000-queue model's metrics bounded.
+SERIES_LABELS_ENV = "METRICS_SERIES_LABELS"
+DEFAULT_SERIES_LABELS = 50
+OTHER_SERIES = "_other"
+
+
+def series_label_limit() -> int:
+    value = os.environ.get(SERIES_LABELS_ENV, "").strip()
+    return max(int(value), 0) if value else DEFAULT_SERIES_LABELS
+
+
+def series_labels(ids: Iterable[str], limit: int | None = None) -> frozenset[str]:
+    """The series ids that are label values: the first ``limit`` in data order."""
+    limit = series_label_limit() if limit is None else limit
+    return frozenset(list(ids)[:limit])
+
+
+def count_predictions(rows: Iterable[Mapping[str, Any]], labelled: frozenset[str] | None = None) -> None:
+    """Count prediction rows by (series, kind): one increment per pair, not per row. Series outside
+    ``labelled`` (None: all) are counted under ``_other``."""
     predictions = _metrics().predictions
-    for (domain, kind), n in Tally((row["domain"], row["kind"]) for row in rows).items():
-        predictions.labels(domain, kind).inc(n)
+    tally = Tally((row["domain"], row["kind"]) for row in rows)
+    for (domain, kind), n in tally.items():
+        label = domain if labelled is None or domain in labelled else OTHER_SERIES
+        predictions.labels(label, kind).inc(n)
 
 
 def count_log_write_failure() -> None:

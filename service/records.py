@@ -7,13 +7,23 @@ shape through service.errors), call the store, serialise.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from flask import Blueprint, current_app
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 
 from service.errors import ApiError
-from service.schemas import Domain, Kind, Month, invalid
+from service.schemas import Domain, Month, invalid, one_of_forms
+from service.store import CURSOR_PATTERN, MAX_CURSOR, as_utc
 
 MAX_ACTUALS = 1000  # items in one POST /actuals
 DEFAULT_PAGE = 100
@@ -28,17 +38,62 @@ Volume = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 # ---------------------------------------------------------------- requests
 
 
+#: ISO 8601 date and time, seconds and zone optional: what created_since takes (no number, no date alone).
+TIMESTAMP_PATTERN = (
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[T ]([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?$"
+)
+#: An integer as a query string writes it: digits only ("1_0", " 5" and "+5" are not).
+INTEGER_PATTERN = r"^\d{1,9}$"
+
+
+def _timestamp(value: Any) -> dt.datetime:
+    """created_since as an aware UTC datetime, or a 422 naming the field (never a 500)."""
+    text = value if isinstance(value, str) else ""
+    try:
+        if not re.fullmatch(TIMESTAMP_PATTERN, text):
+            raise ValueError("not an ISO 8601 timestamp")
+        return as_utc(dt.datetime.fromisoformat(text.replace(" ", "T", 1)))
+    except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59:59-01:00 in UTC
+        raise invalid(
+            "invalid_value",
+            f"not a usable timestamp {value!r}: use ISO 8601, e.g. 2024-05-01T12:00:00Z ({exc})",
+            "created_since",
+        ) from None
+
+
+def _query_integer(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(INTEGER_PATTERN, value):
+        raise invalid("invalid_value", f"not a whole number: {value!r}")
+    return value
+
+
+Timestamp = Annotated[
+    dt.datetime,
+    PlainValidator(_timestamp),
+    WithJsonSchema({"type": "string", "pattern": TIMESTAMP_PATTERN}),
+]
+Cursor = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_CURSOR, pattern=CURSOR_PATTERN),
+]
+
+
 class PredictionsQuery(BaseModel):
     model_config = _QUERY
 
     domain: Domain | None = None
     month_from: Month | None = Field(None, description="first month, inclusive")
     month_to: Month | None = Field(None, description="last month, inclusive")
-    created_since: dt.datetime | None = Field(
+    created_since: Timestamp | None = Field(
         None, description="ISO 8601 timestamp; rows logged at or after it (no zone = UTC)"
     )
-    limit: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_PAGE
-    cursor: str | None = Field(None, description="next_cursor from the previous page")
+    limit: Annotated[
+        int,
+        Field(ge=1, le=1000),
+        BeforeValidator(_query_integer),
+    ] = DEFAULT_PAGE
+    cursor: Cursor | None = Field(None, description="next_cursor from the previous page")
 
 
 class Actual(BaseModel):
@@ -52,7 +107,10 @@ class Actual(BaseModel):
 class ActualsRequest(BaseModel):
     """One observation inline (month, domain, value) or a batch in ``actuals``."""
 
-    model_config = _BODY
+    # The one-of rule below (_one_form), stated in the schema too.
+    model_config = ConfigDict(
+        strict=True, extra="forbid", json_schema_extra=one_of_forms(("month", "domain", "value"), (), "actuals")
+    )
 
     month: Month | None = None
     domain: Domain | None = None
@@ -97,18 +155,17 @@ class LoggedPrediction(BaseModel):
     request_id: str
     created_at: str
     endpoint: str
-    domain: Domain
+    domain: str
     month: str
-    phone_lines: float | None
-    channels: float | None
     model_version: str
-    kind: Kind
+    kind: str
     mean: float
     std: float
     lower_80: float | None
     upper_80: float | None
     lower_95: float | None
     upper_95: float | None
+    regressors: dict[str, float | None] = Field(description="the regressor values used, by name")
 
 
 class PredictionsPage(BaseModel):
@@ -137,7 +194,7 @@ class AccuracyFigures(BaseModel):
 class DomainAccuracy(BaseModel):
     model_config = _RESPONSE
 
-    domain: Domain
+    domain: str
     all_versions: AccuracyFigures
     latest_version: AccuracyFigures
 
@@ -184,8 +241,22 @@ def post_actuals(body: ActualsRequest):
     A second value for the same month and domain replaces the first.
     """
     items = body.items()
+    _check_known([item.domain for item in items], "actuals" if body.actuals is not None else None)
     stored = _store().upsert_actuals(item.model_dump() for item in items)
     return ActualsResponse(stored=stored, actuals=items).model_dump()
+
+
+def _check_known(domains: list[str], prefix: str | None) -> None:
+    """Actuals for a series the served model lacks are refused (a typo would never be scored);
+    with no model loaded they are taken as given."""
+    from service.api import REGISTRY_KEY
+    from service.inference import check_series
+
+    model = current_app.extensions[REGISTRY_KEY].current
+    if model is None:
+        return
+    for i, domain in enumerate(domains):
+        check_series(model, domain, f"{prefix}[{i}].domain" if prefix else "domain")
 
 
 def get_accuracy(query: AccuracyQuery):
@@ -197,42 +268,17 @@ def get_accuracy(query: AccuracyQuery):
     return AccuracyResponse.model_validate(_store().accuracy(query.domain)).model_dump()
 
 
-def init_app(app) -> None:
-    """Register the routes (documented in the app's /openapi.json) once per app."""
-    from service.api import OPENAPI_KEY, add_endpoint
+def create_blueprint(tree) -> Blueprint:
+    """The log's routes, documented in the app's /openapi.json through ``tree`` (service.api.add_endpoint)."""
+    from service.api import add_endpoint
     from service.schemas import ErrorResponse
 
-    if "records" in app.blueprints:
-        return
     bp = Blueprint("records", __name__)
-    tree = app.extensions[OPENAPI_KEY]
     unavailable = {503: ErrorResponse}
-    add_endpoint(
-        bp,
-        tree,
-        "/predictions",
-        list_predictions,
-        query=PredictionsQuery,
-        responses={200: PredictionsPage, **unavailable},
-        tags=("prediction log",),
-    )
-    add_endpoint(
-        bp,
-        tree,
-        "/actuals",
-        post_actuals,
-        methods=("POST",),
-        body=ActualsRequest,
-        responses={200: ActualsResponse, **unavailable},
-        tags=("prediction log",),
-    )
-    add_endpoint(
-        bp,
-        tree,
-        "/accuracy",
-        get_accuracy,
-        query=AccuracyQuery,
-        responses={200: AccuracyResponse, **unavailable},
-        tags=("prediction log",),
-    )
-    app.register_blueprint(bp)
+    add_endpoint(bp, tree, "/predictions", list_predictions, query=PredictionsQuery,
+                 responses={200: PredictionsPage, **unavailable}, tags=("prediction log",))
+    add_endpoint(bp, tree, "/actuals", post_actuals, methods=("POST",), body=ActualsRequest,
+                 responses={200: ActualsResponse, **unavailable}, tags=("prediction log",))
+    add_endpoint(bp, tree, "/accuracy", get_accuracy, query=AccuracyQuery,
+                 responses={200: AccuracyResponse, **unavailable}, tags=("prediction log",))
+    return bp

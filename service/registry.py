@@ -1,32 +1,31 @@
 """The models a worker serves: loaded from the manifest once, swapped atomically on reload.
 
-A :class:`Registry` holds at most one :class:`LoadedModel` (the bundle plus what serving needs,
-precomputed at load time). Loading happens when the app is created (in each gunicorn worker,
+A :class:`Registry` holds at most one :class:`~service.loaded.LoadedModel` (the bundle plus what
+serving needs, precomputed at load time). Loading happens when the app is created (in each gunicorn worker,
 ``preload_app = False``) and on ``POST /admin/reload`` — never at import time. A bundle that
 fails to load, verify or predict is refused and the previous one keeps serving.
 
-Several gunicorn workers each hold their own registry. When one accepts a reload it writes the
-new version to a small marker file; the others notice it (checked at most once per
-``sync_seconds``, on a request) and load the same manifest, so all workers converge.
+The manifest on disk is the one source of truth. Each gunicorn worker holds its own registry and,
+before a request, at most once per ``sync_seconds``, compares manifest.json's identity (two stat
+calls) with the one it last tried; when it changed, the worker loads it. So every worker follows a
+new manifest by itself — after ``POST /admin/reload`` (which checks at once in the worker that
+answers it), after a tool replaced manifest.json atomically (a promote or a rollback), or after a
+restart — and a manifest that fails to load is refused by every worker the same way: each keeps
+the model it serves and /ready says why the manifest on disk is not served.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
-
-from service.cache import PredictionCache
+from MLPipeline.config import MANIFEST_NAME
+from service.loaded import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -37,32 +36,6 @@ class ModelUnavailable(Exception):
 
 class ReloadRefused(Exception):
     """A bundle failed to load or verify; the message says which check failed."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """One verified bundle plus the lookups serving needs, computed once at load time."""
-
-    bundle: Any  # MLPipeline.artifacts.ModelBundle
-    version: str
-    loaded_at: str
-    #: regressor values per training month (index month-start), to fill omitted inputs
-    history: pd.DataFrame
-    #: regressor -> value assumed for months after the training window
-    assumed: dict[str, float]
-    first_month: pd.Timestamp
-    last_month: pd.Timestamp
-    info: dict[str, Any] = field(default_factory=dict)
-    #: (domain, kind) -> service.tables.MonthTable, for the preferred models without regressors
-    tables: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
-    #: answers already computed for this model (service.cache); a reload starts a new one
-    cache: PredictionCache = field(default_factory=PredictionCache, compare=False, repr=False)
-
-    def forecaster(self, domain: str, kind: str):
-        return self.bundle.models[(domain, kind)]
-
-    def kind_for(self, domain: str, requested: str | None) -> str:
-        return requested or self.bundle.preferred[domain]
 
 
 #: An absolute filesystem path inside a message (up to a quote, space or separator).
@@ -90,7 +63,7 @@ def _refuse(message: str, directory: Path) -> ReloadRefused:
 def _load(directory: Path) -> LoadedModel:
     """Load, verify and smoke-test the bundle in ``directory`` (raises ReloadRefused)."""
     from MLPipeline.artifacts import ArtifactError, load_bundle
-    from service.inference import prepare
+    from service.loaded import prepare
 
     try:
         bundle = load_bundle(directory)
@@ -110,7 +83,7 @@ def settle_heap() -> None:
     """Take what is loaded out of the garbage collector's way.
 
     A worker with a bundle loaded holds ~250,000 objects (pandas, scikit-learn, statsmodels); a
-    full (generation-2) collection walks them all, ~140 ms, and requests that allocate much (a
+    full (generation-2) collection walks them all (tens of ms), and requests that allocate much (a
     500-row batch) set one off every few seconds: those pauses were the p99 latency. Frozen
     objects are skipped by collections (reference counting still frees them). Unfreezing first
     lets a replaced model's reference cycles be collected on reload.
@@ -120,9 +93,21 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _marker_path(directory: Path) -> Path:
-    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"callcenter-gp-reload-{digest}"
+def manifest_identity(directory: Path) -> tuple[int, ...] | None:
+    """What tells one ``manifest.json`` from another without reading it (None when absent).
+
+    The link itself (lstat) and what it names (stat): an atomic replace gives a new inode, an
+    in-place write a new size or mtime, a re-pointed symlink a new link. Two system calls.
+    """
+    path = directory / MANIFEST_NAME
+    try:
+        link, target = path.lstat(), path.stat()
+    except OSError:
+        return None
+    return (
+        link.st_ino, link.st_mtime_ns,
+        target.st_dev, target.st_ino, target.st_size, target.st_mtime_ns, target.st_ctime_ns,
+    )  # fmt: skip
 
 
 class Registry:
@@ -130,19 +115,19 @@ class Registry:
         self,
         directory: str | os.PathLike,
         *,
-        marker: str | os.PathLike | None = None,
         sync_seconds: float = 1.0,
         retry_seconds: float = 10.0,
     ):
         self.directory = Path(directory)
-        self.marker = Path(marker) if marker else _marker_path(self.directory)
         self.sync_seconds = sync_seconds
         self.retry_seconds = retry_seconds
         self._current: LoadedModel | None = None
         self._reason = "models not loaded yet"
+        #: the manifest identity last tried, and why it was refused (None: it is the one served)
+        self._tried: tuple[int, ...] | None = None
+        self._refused: str | None = None
         self._lock = threading.Lock()
         self._next_check = 0.0
-        self._seen_marker = self._marker_signature()
 
     # ------------------------------------------------------------------ reading
     @property
@@ -152,6 +137,11 @@ class Registry:
     @property
     def reason(self) -> str | None:
         return None if self._current is not None else self._reason
+
+    @property
+    def refused(self) -> str | None:
+        """While a model serves: why the manifest now on disk is not the one serving (else None)."""
+        return self._refused if self._current is not None else None
 
     def get(self) -> LoadedModel:
         model = self._current  # one read: a concurrent reload cannot split a request
@@ -163,74 +153,80 @@ class Registry:
     def start(self) -> None:
         """First load; failure leaves the worker running but not ready (no crash loop)."""
         try:
-            self.reload(announce=False)
+            self.reload()
         except ReloadRefused as exc:
             log.warning("models not loaded: %s", exc)
 
-    def reload(self, *, announce: bool = True) -> tuple[str | None, LoadedModel]:
-        """Load the manifest again; swap only if it verifies. Returns (previous version, new)."""
-        with self._lock:
-            previous, loaded = self._reload_locked()
-        if announce:
-            self._announce(loaded.version)
-        return previous, loaded
+    def reload(self) -> tuple[str | None, LoadedModel]:
+        """Load the manifest now (``POST /admin/reload``): verified again, with an empty answer
+        cache, even if unchanged. Returns (previous version, serving).
 
-    def _reload_locked(self) -> tuple[str | None, LoadedModel]:
-        previous = self._current
-        try:
-            loaded = _load(self.directory)
-        except ReloadRefused as exc:
-            if previous is None:
-                self._reason = str(exc)
-            raise
-        self._current = loaded  # a single reference assignment: atomic for readers
-        log.info("serving model version %s from %s", loaded.version, self.directory)
-        settle_heap()
-        return (previous.version if previous else None), loaded
+        Raises ReloadRefused when the manifest on disk cannot be served; the previous model, if
+        any, keeps serving.
+        """
+        with self._lock:
+            previous = self._current
+            identity = manifest_identity(self.directory)
+            self._load_locked(identity, force=True)
+            return (previous.version if previous else None), self._current
 
     def refresh(self) -> None:
-        """Cheap per-request hook: follow another worker's reload; retry when nothing loaded."""
+        """Cheap per-request hook: follow manifest.json when it changed; retry when nothing loaded.
+
+        At most once per ``sync_seconds`` (``retry_seconds`` while nothing is loaded) it costs two
+        stat calls; only a changed manifest is read. A refused manifest is not tried again until it
+        changes (or ``POST /admin/reload`` asks), so every worker ends up refusing it the same way.
+        """
         now = time.monotonic()
         if now < self._next_check:
             return
-        self._next_check = now + (self.sync_seconds if self._current is not None else self.retry_seconds)
-        signature = self._marker_signature()
-        changed = signature != self._seen_marker
-        self._seen_marker = signature
         current = self._current
-        if current is not None and (not changed or self._marker_version() == current.version):
+        self._next_check = now + (self.sync_seconds if current is not None else self.retry_seconds)
+        identity = manifest_identity(self.directory)
+        if current is not None and identity == self._tried:
             return
         if not self._lock.acquire(blocking=False):
             return  # another thread of this worker is loading already
         try:
-            self._reload_locked()
+            self._load_locked(identity)
         except ReloadRefused as exc:
             if current is None:
                 log.warning("models still not loaded: %s", exc)
             else:
-                log.warning("reload refused, still serving %s: %s", current.version, exc)
+                log.warning("manifest refused, still serving %s: %s", current.version, exc)
         finally:
             self._lock.release()
 
-    # ------------------------------------------------------- cross-worker marker
-    def _announce(self, version: str) -> None:
-        try:
-            tmp = self.marker.with_name(f"{self.marker.name}.{os.getpid()}.tmp")
-            tmp.write_text(version)
-            os.replace(tmp, self.marker)
-            self._seen_marker = self._marker_signature()
-        except OSError as exc:  # other workers then keep their model until restarted
-            log.warning("could not tell other workers about the reload: %s", exc)
+    def _load_locked(self, identity: tuple[int, ...] | None, *, force: bool = False) -> None:
+        """Serve the manifest behind ``identity`` if it verifies (raises ReloadRefused if not).
 
-    def _marker_signature(self) -> tuple[int, int] | None:
+        ``identity`` is taken before reading: a manifest replaced while loading is seen as changed
+        at the next check and loaded then. Unless ``force``d, a manifest that says what the served
+        one said (touched, or copied over itself) is not loaded again.
+        """
+        self._tried = identity
+        current = self._current
         try:
-            st = self.marker.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_ino
+            if not force and current is not None and _same_manifest(self.directory, current):
+                self._refused = None  # touched or copied, not changed: nothing to load
+                return
+            loaded = _load(self.directory)
+        except ReloadRefused as exc:
+            self._refused = str(exc)
+            if current is None:
+                self._reason = str(exc)
+            raise
+        self._current = loaded  # a single reference assignment: atomic for readers
+        self._refused = None
+        log.info("serving model version %s from %s", loaded.version, self.directory)
+        settle_heap()
 
-    def _marker_version(self) -> str | None:
-        try:
-            return self.marker.read_text().strip()
-        except OSError:
-            return None
+
+def _same_manifest(directory: Path, model: LoadedModel) -> bool:
+    """Whether manifest.json still says what the served model's manifest said."""
+    from MLPipeline.artifacts import ArtifactError, read_manifest
+
+    try:
+        return read_manifest(directory) == model.bundle.manifest
+    except ArtifactError as exc:
+        raise _refuse(str(exc), directory) from None

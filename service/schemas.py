@@ -21,7 +21,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from MLPipeline.config import DEFAULT_LEVELS, DOMAINS, KINDS
+from MLPipeline.config import DEFAULT_LEVELS, KINDS, MAX_SERIES_ID_LENGTH, MAX_VOLUME
+from MLPipeline.intervals import level_label
 from MLPipeline.months import format_month, parse_month
 
 MAX_INSTANCES = 1000  # items in one /predict batch or one /anomalies request
@@ -30,9 +31,9 @@ MAX_LEVELS = 8  # interval levels in one request
 #: Upper bound for phone lines / channels: far above anything in the data; values beyond it are
 #: almost certainly typos, and the GP would only extrapolate nonsense from them.
 MAX_REGRESSOR = 1_000_000.0
-MAX_ABS_VALUE = 1e12  # observed volumes for /anomalies
+MAX_ABS_VALUE = MAX_VOLUME  # observed volumes for /anomalies
 
-MONTH_PATTERN = r"^\d{4}-\d{2}(-\d{2})?$"
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$"
 
 
 def invalid(code: str, message: str, field: str | None = None) -> PydanticCustomError:
@@ -58,6 +59,21 @@ def _normalise_month(value: str) -> str:
         raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM (or YYYY-MM-DD)") from exc
 
 
+def given(name: str) -> dict[str, Any]:
+    """JSON Schema for "``name`` is present and not null" (an optional field sent as null is absent)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+
+def one_of_forms(inline: tuple[str, ...], optional: tuple[str, ...], batch: str) -> dict[str, Any]:
+    """The schema of a body that is one item inline (``inline`` required) or a list in ``batch``."""
+    return {
+        "oneOf": [
+            {"allOf": [given(name) for name in inline], "not": given(batch)},
+            {"allOf": [given(batch)], "not": {"anyOf": [given(name) for name in (*inline, *optional)]}},
+        ]
+    }
+
+
 def _integral(value: Any) -> Any:
     """JSON Schema's "integer" includes 12.0; accept that, still refuse 12.5, "12" and true."""
     if isinstance(value, float) and value.is_integer():
@@ -67,6 +83,26 @@ def _integral(value: Any) -> Any:
 
 def _unique(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
+
+
+def _level_digits(value: float) -> float:
+    """A level as its interval's name says it: ``lower_<L>``/``upper_<L>`` carry 6 significant
+    digits, so 95.00000001 would be computed as one interval and named as 95's."""
+    return float(level_label(value))
+
+
+def _distinct_levels(values: list[float]) -> list[float]:
+    seen: dict[float, int] = {}
+    for i, value in enumerate(values):
+        if value in seen:
+            raise invalid(
+                "invalid_level",
+                f"level {value:g} is given twice (level[{seen[value]}] and level[{i}]; levels are "
+                "compared to 6 significant digits, the precision of their lower_/upper_ names)",
+                f"level[{i}]",
+            )
+        seen[value] = i
+    return values
 
 
 Month = Annotated[
@@ -80,13 +116,33 @@ Month = Annotated[
     AfterValidator(_normalise_month),
 ]
 Regressor = Annotated[float, Field(ge=0, le=MAX_REGRESSOR, allow_inf_nan=False)]
-Level = Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)]
+#: Bounds with 6 significant digits, so a level rounded to its name stays inside them.
+MIN_LEVEL, MAX_LEVEL = 0.0001, 99.9999
+Level = Annotated[
+    float,
+    Field(
+        ge=MIN_LEVEL,
+        le=MAX_LEVEL,
+        allow_inf_nan=False,
+        description="percent; rounded to 6 significant digits (the precision of lower_/upper_ names)",
+    ),
+    AfterValidator(_level_digits),
+]
 Levels = Annotated[
     list[Level],
-    Field(min_length=1, max_length=MAX_LEVELS, description="interval levels in percent"),
-    AfterValidator(_unique),
+    Field(
+        min_length=1,
+        max_length=MAX_LEVELS,
+        description="interval levels in percent, each different to 6 significant digits",
+        json_schema_extra={"uniqueItems": True},
+    ),
+    AfterValidator(_distinct_levels),
 ]
-Domain = Literal[DOMAINS]
+Domain = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_SERIES_ID_LENGTH, examples=["Telecom"],
+          description="a series id of the loaded model (GET /series lists them)"),
+]
 Kind = Literal[KINDS]
 Value = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
 
@@ -94,79 +150,111 @@ _REQUEST = ConfigDict(strict=True, extra="forbid")
 _RESPONSE = ConfigDict(extra="forbid")
 #: What /predict, /forecast and /anomalies say when they had to assume regressor values.
 REGRESSOR_DOC = (
-    "phone_lines/channels; optional. When omitted: the training data's value for a month inside "
+    "Regressor values by name (the loaded model's `regressors`, e.g. phone_lines and channels), as "
+    "further numeric properties; each optional. When omitted: the training data's value for a month inside "
     "the training window, else the median of the last 12 training months (see 'assumption')."
 )
+#: How the schemas state "more properties are regressor values" (names checked against the model).
+_REGRESSOR_PROPERTIES = {"type": "number", "minimum": 0, "maximum": MAX_REGRESSOR}
+
+
+def _regressor_values(model: BaseModel, reserved: frozenset[str] = frozenset()) -> dict[str, float | None]:
+    """The extra properties of a request object, checked as regressor values (names come later)."""
+    values = {}
+    for name, value in (model.model_extra or {}).items():
+        if name in reserved:
+            continue
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise invalid("invalid_regressor", f"regressor {name!r} must be a number, got {type(value).__name__}",
+                          name)
+        if value is not None and not (0 <= value <= MAX_REGRESSOR):  # NaN fails too
+            raise invalid("invalid_regressor", f"regressor {name!r} must be between 0 and {MAX_REGRESSOR:g}", name)
+        values[name] = None if value is None else float(value)
+    return values
+
+
+def _with_regressors(description: str) -> ConfigDict:
+    return ConfigDict(strict=True, extra="allow",
+                      json_schema_extra={"additionalProperties": _REGRESSOR_PROPERTIES,
+                                         "description": description})
 
 
 # ---------------------------------------------------------------- requests
 
 
-class Instance(BaseModel):
-    model_config = _REQUEST
+class _WithRegressors(BaseModel):
+    """A request object whose further properties are regressor values (``regressors``, checked here
+    as numbers; their names are checked against the loaded model in service.inference)."""
+
+    @model_validator(mode="after")
+    def _regressors(self) -> _WithRegressors:
+        self.__dict__["regressors"] = _regressor_values(self)
+        return self
+
+    @property
+    def regressors(self) -> dict[str, float | None]:
+        return self.__dict__["regressors"]
+
+
+class Instance(_WithRegressors):
+    model_config = _with_regressors("A month and, as further properties, regressor values. " + REGRESSOR_DOC)
 
     month: Month
-    phone_lines: Regressor | None = Field(None, description=REGRESSOR_DOC)
-    channels: Regressor | None = Field(None, description=REGRESSOR_DOC)
 
 
 class PredictRequest(BaseModel):
-    """Either one instance inline (month, phone_lines, channels) or ``instances``."""
+    """Either one instance inline (month and regressor values) or ``instances``."""
 
     model_config = ConfigDict(
         strict=True,
-        extra="forbid",
-        # The one-of rule below (_one_form), stated in the schema too.
+        extra="allow",
         json_schema_extra={
-            "oneOf": [
-                {"required": ["month"], "not": {"required": ["instances"]}},
-                {
-                    "required": ["instances"],
-                    "not": {"anyOf": [{"required": [name]} for name in ("month", "phone_lines", "channels")]},
-                },
-            ]
+            "additionalProperties": _REGRESSOR_PROPERTIES,
+            "description": "Either one instance inline (month and regressor values) or `instances`. "
+            + REGRESSOR_DOC,
+            # The one-of rule below (_one_form), stated in the schema too (regressor names are the model's,
+            # so the schema cannot list them among the fields a batch must not have).
+            **one_of_forms(("month",), (), "instances"),
         },
     )
 
     month: Month | None = None
-    phone_lines: Regressor | None = Field(None, description=REGRESSOR_DOC)
-    channels: Regressor | None = Field(None, description=REGRESSOR_DOC)
     instances: Annotated[list[Instance], Field(min_length=1, max_length=MAX_INSTANCES)] | None = None
-    domains: Annotated[list[Domain], Field(min_length=1), AfterValidator(_unique)] | None = Field(
-        None, description="default: all domains"
+    domains: Annotated[list[Domain], Field(min_length=1, max_length=MAX_INSTANCES), AfterValidator(_unique)] | None = (
+        Field(None, description="series to answer; default: every series (models with more than 50 need it)")
     )
     level: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
-    kind: Kind | None = Field(None, description="default: the kind the manifest prefers per domain")
+    kind: Kind | None = Field(None, description="default: the kind the manifest prefers per series")
 
     @model_validator(mode="after")
     def _one_form(self) -> PredictRequest:
+        regressors = _regressor_values(self)
         if self.instances is None and self.month is None:
             raise invalid("missing_field", "give 'month' (one instance) or 'instances'", "month")
-        if self.instances is not None and (
-            self.month is not None or self.phone_lines is not None or self.channels is not None
-        ):
+        if self.instances is not None and (self.month is not None or any(v is not None for v in regressors.values())):
             raise invalid(
                 "conflicting_fields",
-                "give either 'instances' or month/phone_lines/channels at the top level, not both",
+                "give either 'instances' or a month and regressor values at the top level, not both",
                 "instances",
             )
+        self.__dict__["inline_regressors"] = regressors
         return self
 
     def instance_list(self) -> list[Instance]:
         if self.instances is not None:
             return self.instances
-        return [Instance(month=self.month, phone_lines=self.phone_lines, channels=self.channels)]
+        return [Instance(month=self.month, **self.__dict__["inline_regressors"])]
 
     def field_prefix(self) -> str | None:
         """Where per-instance errors point: "instances[i]." for a batch, top level otherwise."""
         return "instances" if self.instances is not None else None
 
 
-class RegressorValues(BaseModel):
-    model_config = _REQUEST
-
-    phone_lines: Regressor
-    channels: Regressor
+RegressorValues = Annotated[
+    dict[str, Regressor],
+    Field(description="regressor values by name for one month (the loaded model's `regressors`)",
+          examples=[{"phone_lines": 4, "channels": 2}], max_length=64),
+]
 
 
 class ForecastRequest(BaseModel):
@@ -194,13 +282,12 @@ class ForecastRequest(BaseModel):
         return self
 
 
-class Observation(BaseModel):
-    model_config = _REQUEST
+class Observation(_WithRegressors):
+    model_config = _with_regressors("An observed value and, as further properties, regressor values. "
+                                    + REGRESSOR_DOC)
 
     month: Month
     value: Value
-    phone_lines: Regressor | None = Field(None, description=REGRESSOR_DOC)
-    channels: Regressor | None = Field(None, description=REGRESSOR_DOC)
 
 
 class AnomaliesRequest(BaseModel):
@@ -230,18 +317,19 @@ class ErrorResponse(BaseModel):
 
 
 class PredictionRow(BaseModel):
-    """One month of one domain; ``lower_<L>``/``upper_<L>`` for each requested level L."""
+    """One month of one series; ``lower_<L>``/``upper_<L>`` for each requested level L, and the
+    regressor values used, by name."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, float]
 
     month: str
-    domain: Domain
-    kind: Kind
+    domain: str
+    kind: str
     mean: float
     std: float
-    phone_lines: float | None
-    channels: float | None
+    fitted: bool = Field(description="true for a month inside the series' training data (a fitted value), "
+                                     "false for a forecast")
     model_version: str
 
 
@@ -257,15 +345,18 @@ class ForecastResponse(BaseModel):
     model_config = _RESPONSE
 
     model_version: str
-    domain: Domain
-    kind: Kind
+    domain: str
+    kind: str
     horizon: int
     assumption: str | None
     forecast: list[PredictionRow]
 
 
 class AnomalyRow(BaseModel):
-    model_config = _RESPONSE
+    """One observation scored; the regressor values used follow, by name."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float]
 
     month: str
     value: float
@@ -276,16 +367,14 @@ class AnomalyRow(BaseModel):
     z_score: float
     p_value: float
     anomaly: bool
-    phone_lines: float | None
-    channels: float | None
 
 
 class AnomaliesResponse(BaseModel):
     model_config = _RESPONSE
 
     model_version: str
-    domain: Domain
-    kind: Kind
+    domain: str
+    kind: str
     level: float
     assumption: str | None
     observations: list[AnomalyRow]
@@ -294,10 +383,10 @@ class AnomaliesResponse(BaseModel):
 class ModelEntry(BaseModel):
     model_config = _RESPONSE
 
-    domain: Domain
-    kind: Kind
+    domain: str
+    kind: str
     preferred: bool
-    kernel: str
+    kernel: str | None
     regressors: list[str]
     log_marginal_likelihood: float | None
     holdout: dict[str, float | None] | None
@@ -311,12 +400,54 @@ class ModelInfo(BaseModel):
     train_start: str
     train_end: str
     loaded_at: str
-    domains: list[str]
+    frequency: str
+    series_count: int
+    domains: list[str] = Field(description="the first 50 series (GET /series lists all)")
     kinds: list[str]
     regressors: list[str]
     preferred: dict[str, str]
     models: list[ModelEntry]
     library_versions: dict[str, str]
+
+
+class SeriesEntry(BaseModel):
+    model_config = _RESPONSE
+
+    id: str
+    first: str
+    last: str
+    months: int
+    kind: str = Field(description="the kind served for the series")
+    uses_regressors: bool
+    mean_volume: float = Field(description="mean of the last 12 months")
+    holdout_smape: float | None
+    holdout_mase: float | None
+    notes: list[str]
+
+
+class SeriesDetail(SeriesEntry):
+    assumed_regressors: dict[str, float] = Field(
+        description="regressor values assumed for months after the window (median of the last 12)")
+
+
+class SeriesPage(BaseModel):
+    model_config = _RESPONSE
+
+    model_version: str
+    total: int
+    series: list[SeriesEntry]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null at the end")
+
+
+class SeriesQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    cursor: str | None = Field(None, description="next_cursor from the previous page")
+    order: Literal["data", "volume", "error"] = Field("data", description="data order, by recent volume "
+                                                      "(largest first) or by holdout sMAPE (worst first)")
+    q: Annotated[str, Field(max_length=MAX_SERIES_ID_LENGTH)] | None = Field(
+        None, description="only ids starting with this text (case-insensitive), in name order")
 
 
 class HealthResponse(BaseModel):
@@ -331,7 +462,11 @@ class ReadyResponse(BaseModel):
     status: Literal["ready", "not_ready"]
     model_version: str | None
     reason: str | None
-    checks: dict[str, str]
+    checks: dict[str, str] = Field(
+        description="models, database: 'ok' or the problem (any makes it not_ready); manifest, while a "
+        "model serves: 'ok', or why the manifest.json now on disk is refused (the served model goes "
+        "on serving, so still ready)"
+    )
 
 
 class ReloadResponse(BaseModel):

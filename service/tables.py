@@ -1,15 +1,15 @@
 """Answers computed at load time: every month a univariate model serves, at the usual levels.
 
 A model without regressors answers a month the same whatever else a request holds, so its whole
-served range (the training window plus ``MAX_HORIZON`` months, ~190 months) is predicted once,
-vectorised, when the bundle loads (0.02-0.03 s for an ensemble of the real workbook). A request
+served range (the training window plus ``MAX_HORIZON`` months) is predicted once, vectorised, when
+the bundle loads. A request
 for any of those months at levels the table holds is then an array look-up, not a forecaster
-call: the first request for a month no longer runs the ensemble for five domains (30-60 ms),
+call: the first request for a month no longer runs the ensemble for every series asked for,
 which set the p99 latency. Models that use regressors, and other levels, still go through the
 forecaster (and the answer cache).
 
 The table holds what ``predict_at`` returns for all months in one call; it equals month-by-month
-calls to rounding (relative differences below 1e-10, tests/test_api_univariate.py).
+calls to rounding (relative differences below 1e-10, tests/test_tables.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import MONTH_FREQ
-from MLPipeline.forecaster import interval_columns
+from MLPipeline.intervals import interval_columns
 from MLPipeline.months import month_ordinal
 
 #: /predict's and /forecast's default levels (80, 95) and /anomalies' default (99).
@@ -60,15 +60,3 @@ class MonthTable:
             raise IndexError("month outside the table")
         columns = [self._column[name] for name in interval_columns(levels)]
         return self.values[np.ix_(rows, columns)]
-
-
-def build_tables(models, first_month, last: pd.Timestamp) -> dict[tuple[str, str], MonthTable]:
-    """Tables for the univariate models among ``models`` ({(domain, kind): forecaster}).
-
-    ``first_month(forecaster)`` gives where each model's served range starts.
-    """
-    return {
-        key: MonthTable(forecaster, first_month(forecaster), last)
-        for key, forecaster in models.items()
-        if not forecaster.regressors_
-    }

@@ -10,66 +10,23 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from MLPipeline.artifacts import load_bundle
-from MLPipeline.config import DOMAINS, KINDS, REGRESSORS, SEASON_LENGTH
+from MLPipeline.config import KINDS, SEASON_LENGTH
 from MLPipeline.months import format_month
+from MLPipeline.sample_data import DEFAULT_QUEUES, REGRESSORS
 from service import create_app
+from service.answers import MAX_REPEATS
 from service.api import PREDICTION_LOG_KEY
-from service.inference import MAX_REPEATS
 from service.schemas import MAX_HORIZON, MAX_INSTANCES
-
-BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
-
-
-@pytest.fixture(scope="module")
-def bundle(trained_output):
-    return load_bundle(trained_output)
-
-
-@pytest.fixture(scope="module")
-def app(trained_output, tmp_path_factory):
-    db_dir = tmp_path_factory.mktemp("api-db")
-    return create_app({"OUTPUT_DIR": str(trained_output), "PREDICTION_DB_DIR": str(db_dir)})
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def post(client, path, body):
-    return client.post(path, data=json.dumps(body), content_type="application/json")
-
-
-def x_frame(months, phone_lines, channels):
-    index = pd.DatetimeIndex(pd.to_datetime(months, format="%Y-%m"), name="month")
-    return pd.DataFrame({"phone_lines": phone_lines, "channels": channels}, index=index, dtype=float)
-
-
-def expected(bundle, domain, kind, months, phone_lines, channels, level=(80, 95)):
-    x = x_frame(months, phone_lines, channels)
-    return bundle.models[(domain, kind)].predict_at(x.index, X=x, level=level)
-
-
-def assumed_frame(bundle, months):
-    """Regressors the service assumes for months after the training window it was not given."""
-    median = bundle.history[list(REGRESSORS)].astype(float).iloc[-SEASON_LENGTH:].median()
-    return x_frame(months, [median[REGRESSORS[0]]] * len(months), [median[REGRESSORS[1]]] * len(months))
-
-
-def next_month(bundle, k=1):
-    return format_month(bundle.train_end + pd.DateOffset(months=k))
-
-
-def assert_error(response, status, code, field):
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.content_type == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "field"}
-    assert (body["error"]["code"], body["error"]["field"]) == (code, field)
-    assert body["error"]["message"] and "Traceback" not in body["error"]["message"]
-    return body["error"]
-
+from tests.conftest import (
+    BOUNDS,
+    assert_error,
+    assumed_frame,
+    expected,
+    history_frame,
+    next_month,
+    post,
+    x_frame,
+)
 
 # ------------------------------------------------------------------ endpoints
 
@@ -105,13 +62,13 @@ def test_predict_one_month_gives_every_domain_with_the_preferred_kind(client, bu
     assert body["model_version"] == bundle.version
     # Regressors are given for the month asked; a model summing a path of monthly steps (difference,
     # ensemble) also runs through the two months before it, and the answer says what it assumed there.
-    paths = any(bundle.models[(d, bundle.preferred[d])].sums_path() for d in DOMAINS)
+    paths = any(bundle.models[(d, bundle.preferred[d])].sums_path() for d in DEFAULT_QUEUES)
     if paths:
         assert "path ran through 2 month(s) the request does not give" in body["assumption"]
     else:
         assert body["assumption"] is None
     rows = body["predictions"]
-    assert [r["domain"] for r in rows] == list(DOMAINS)
+    assert [r["domain"] for r in rows] == list(DEFAULT_QUEUES)
     x = pd.concat([assumed_frame(bundle, [next_month(bundle, k) for k in (1, 2)]), x_frame([month], [4], [2])])
     for row in rows:
         kind = bundle.preferred[row["domain"]]
@@ -189,7 +146,7 @@ def test_omitted_regressors_come_from_history_or_the_stated_assumption(client, b
     body = post(
         client, "/predict", {"instances": [{"month": inside}, {"month": after}], "domains": ["Banking"]}
     ).get_json()
-    history = bundle.history
+    history = history_frame(bundle)
     median = {name: float(history[name].iloc[-SEASON_LENGTH:].median()) for name in REGRESSORS}
     first, second = body["predictions"]
     assert (first["phone_lines"], first["channels"]) == tuple(float(history[n].iloc[-1]) for n in REGRESSORS)
@@ -233,7 +190,7 @@ def test_predict_hands_every_returned_row_to_the_prediction_log(trained_output, 
     recorded = []
 
     class Recorder:
-        def record(self, request_id, endpoint, rows):
+        def record(self, request_id, endpoint, rows, regressors=()):
             recorded.append((request_id, endpoint, rows))
 
     app.extensions[PREDICTION_LOG_KEY] = Recorder()
@@ -288,8 +245,8 @@ def test_anomalies_score_each_observation_in_the_order_given(client, bundle):
     kind = bundle.preferred["Banking"]
     x = x_frame(
         [month_a],
-        [float(bundle.history["phone_lines"].iloc[-1])],
-        [float(bundle.history["channels"].iloc[-1])],
+        [float(history_frame(bundle)["phone_lines"].iloc[-1])],
+        [float(history_frame(bundle)["channels"].iloc[-1])],
     )
     centre = float(bundle.models[("Banking", kind)].predict_at(x.index, X=x, level=(99,))["mean"].iloc[0])
     observations = [
@@ -335,7 +292,9 @@ def test_openapi_document_is_generated_from_the_schemas(client):
     predict = spec["paths"]["/predict"]["post"]
     ref = predict["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     request = schemas[ref.removeprefix("#/components/schemas/")]
-    assert request["additionalProperties"] is False and "instances" in request["properties"]
+    # further properties are regressor values (names checked against the loaded model)
+    assert request["additionalProperties"] == {"type": "number", "minimum": 0, "maximum": 1e6}
+    assert "instances" in request["properties"] and "phone_lines" not in request["properties"]
     assert request["properties"]["instances"]["anyOf"][0]["maxItems"] == MAX_INSTANCES
     assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
     error_ref = predict["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
@@ -398,6 +357,10 @@ PREDICT_422 = [
     ({"month": "2021-03", "level": [-5]}, "invalid_level", "level[0]"),
     ({"month": "2021-03", "level": "95"}, "invalid_level", "level"),
     ({"month": "2021-03", "level": []}, "invalid_level", "level"),
+    # Two levels with one name (lower_80: 6 significant digits) were one silent interval.
+    ({"month": "2021-03", "level": [80, 80.0000001]}, "invalid_level", "level[1]"),
+    ({"month": "2021-03", "level": [90, 95, 90]}, "invalid_level", "level[2]"),
+    ({"month": "2021-03", "level": [99.99999999999999]}, "invalid_level", "level[0]"),  # named "100"
     ({"month": "2021-03", "domains": ["Retail"]}, "unknown_domain", "domains[0]"),
     ({"month": "2021-03", "domains": []}, "unknown_domain", "domains"),
     ({"month": "2021-03", "kind": "trend"}, "invalid_kind", "kind"),
@@ -456,11 +419,12 @@ FORECAST_422 = [
         "regressors[0].phone_lines",
     ),
     (
-        {"domain": "Banking", "horizon": 1, "regressors": [{"phone_lines": 1}]},
-        "missing_field",
-        "regressors[0].channels",
+        {"domain": "Banking", "horizon": 1, "regressors": [{"phone_lines": 1, "staff": 3}]},
+        "unknown_field",
+        "regressors[0].staff",
     ),
     ({"domain": "Banking", "level": [100.5]}, "invalid_level", "level[0]"),
+    ({"domain": "Banking", "horizon": 2, "level": [95, 95.00000001]}, "invalid_level", "level[1]"),  # was a 500
 ]
 
 
@@ -533,3 +497,18 @@ def test_extreme_but_valid_inputs_give_finite_numbers(client, bundle):
     assert response.status_code == 200
     for row in response.get_json()["predictions"]:
         assert np.isfinite([row[c] for c in ("mean", "std", "lower_99.9999", "upper_99.9999")]).all()
+
+
+def test_a_level_is_computed_at_the_precision_of_its_name(client, bundle):
+    """55.89896649322346 is served as the 55.899 interval, under that name (6 significant digits)."""
+    month = next_month(bundle)
+    body = {"month": month, "phone_lines": 4, "channels": 2, "domains": ["Banking"], "kind": "level",
+            "level": [55.89896649322346]}  # fmt: skip
+    response = post(client, "/predict", body)
+    assert response.status_code == 200, response.get_json()
+    row = response.get_json()["predictions"][0]
+    assert {k for k in row if k.startswith(("lower_", "upper_"))} == {"lower_55.899", "upper_55.899"}
+    want = expected(bundle, "Banking", "level", [month], [4], [2], level=(55.899,)).iloc[0]
+    assert [row["lower_55.899"], row["upper_55.899"]] == pytest.approx(
+        [want["lower_55.899"], want["upper_55.899"]], rel=1e-9
+    )

@@ -8,8 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from MLPipeline.artifacts import ArtifactError, load_bundle
-from MLPipeline.config import DOMAINS, KINDS
+from MLPipeline.artifacts import ArtifactError, load_bundle, series_key
+from MLPipeline.config import KINDS
+from MLPipeline.months import month_ordinal
+from MLPipeline.sample_data import DEFAULT_QUEUES
 
 
 @pytest.fixture
@@ -29,13 +31,21 @@ def _write_manifest(out, manifest):
 
 def test_bundle_loads_everything(trained_output):
     bundle = load_bundle(trained_output)
-    assert set(bundle.models) == {(d, k) for d in DOMAINS for k in KINDS}
-    assert set(bundle.preferred) == set(DOMAINS)
-    assert bundle.train_end == bundle.history.index[-1] and bundle.train_start == bundle.history.index[0]
+    assert set(bundle.models) == {(d, k) for d in DEFAULT_QUEUES for k in KINDS}
+    assert bundle.ids == DEFAULT_QUEUES and set(bundle.preferred) == set(DEFAULT_QUEUES)
+    assert bundle.history.ids == DEFAULT_QUEUES and bundle.regressors == ("phone_lines", "channels")
+    for sid, info in bundle.series.items():
+        assert (info.first, info.last) == (bundle.history[sid].start, bundle.history[sid].end)
     assert bundle.version == _manifest(trained_output)["model_version"]
     frame = bundle.holdout[("Healthcare", "level")]
     assert {"actual", "mean", "lower_95", "upper_95"} <= set(frame.columns) and len(frame) == 12
-    assert frame.index[-1] == bundle.train_end
+    assert month_ordinal(frame.index[-1]) == bundle.series["Healthcare"].last
+
+
+def test_file_names_never_hold_a_series_id(trained_output):
+    for art in _manifest(trained_output)["artifacts"]:
+        assert art["series"] not in art["file"]
+        assert art["file"].split("/")[-1] == f"{series_key(art['series'])}-{art['kind']}.pkl"
 
 
 def test_missing_manifest(tmp_path):
@@ -90,7 +100,8 @@ def test_wrong_schema_version(output_copy):
 
 def test_reloaded_models_predict_identically(trained_output):
     first, second = load_bundle(trained_output), load_bundle(trained_output)
-    for key, model in first.models.items():
-        X = first.history[list(model.regressors_)].iloc[-3:] if model.regressors_ else None
-        np.testing.assert_array_equal(model.predict_at(first.history.index[-3:], X).to_numpy(),
-                                      second.models[key].predict_at(first.history.index[-3:], X).to_numpy())
+    for (sid, kind), model in first.models.items():
+        y, X = first.history[sid].to_pandas(first.regressors)
+        X = X.iloc[-3:] if model.regressors_ else None
+        np.testing.assert_array_equal(model.predict_at(y.index[-3:], X).to_numpy(),
+                                      second.models[(sid, kind)].predict_at(y.index[-3:], X).to_numpy())

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from MLPipeline.config import DEFAULT_DATA_PATH, DOMAINS
+from MLPipeline.config import DEFAULT_DATA_PATH
+from MLPipeline.sample_data import DEFAULT_QUEUES
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "accuracy.py"
 
@@ -42,7 +43,7 @@ def _check_outputs(out: Path, models, n_series: int) -> dict:
 
 def test_smoke_callcenter_sample_five_series(bench, tmp_path):
     """The committed sample workbook: 5 domains at the first origin, two GP kinds (incl. the Engine's choice)."""
-    names = ",".join(f"{d}@2018-12" for d in DOMAINS)  # sample starts 2011-01: origin 96 ends 2018-12
+    names = ",".join(f"{d}@2018-12" for d in DEFAULT_QUEUES)  # sample starts 2011-01: origin 96 ends 2018-12
     code = bench.main(["--datasets", "callcenter", "--data", str(DEFAULT_DATA_PATH), "--series-subset", names,
                        "--models", "GP-difference,GP-level", "--jobs", "1", "--output", str(tmp_path)])
     assert code == 0

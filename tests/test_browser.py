@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from test_gunicorn import server  # noqa: F401 - fixture: gunicorn on a free loopback port
 
-from MLPipeline.config import DOMAINS, KINDS
+from MLPipeline.config import KINDS
+from MLPipeline.sample_data import DEFAULT_QUEUES
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -97,7 +97,7 @@ def test_charts_render_with_styles_and_no_csp_violation(server, browser, tmp_pat
 
     open_page(browser, server)
     charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart-card svg.chart")
-    assert [c.find_element(By.XPATH, "..").get_attribute("data-domain") for c in charts] == list(DOMAINS)
+    assert [c.find_element(By.XPATH, "..").get_attribute("data-domain") for c in charts] == list(DEFAULT_QUEUES)
     for chart in charts:
         size = chart.size
         assert size["width"] > 200 and size["height"] > 100, size
@@ -130,7 +130,7 @@ def test_form_shows_forecast_rows_with_intervals(server, browser, tmp_path):  # 
         "no forecast rows appeared",
     )
     cells = [[td.text for td in row.find_elements(By.TAG_NAME, "td")] for row in rows]
-    assert [c[0] for c in cells] == list(DOMAINS)
+    assert [c[0] for c in cells] == list(DEFAULT_QUEUES)
     for _domain, kind, row_month, mean, band80, band95, lines, channels in cells:
         assert row_month == month and kind in KINDS
         low80, high80 = (float(v.replace(",", "")) for v in band80.split(" – "))
@@ -168,3 +168,38 @@ def test_page_fits_a_phone_width_screen(server, browser, tmp_path):  # noqa: F81
     submit(browser, "2021-13")
     wait_for(browser, lambda d: d.find_element(By.ID, "month-error").is_displayed(), "no inline error")
     full_page_screenshot(browser, tmp_path / "phone.png")
+
+
+@pytest.fixture(scope="module")
+def many_server(many_output, tmp_path_factory):
+    from tests import servers
+
+    with servers.gunicorn(many_output, tmp_path_factory.mktemp("gunicorn-many")) as base:
+        yield base
+
+
+def test_two_hundred_queues_get_an_overview_and_the_picker_draws_the_one_chosen(many_server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, many_server)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#overview-table tbody tr")
+    assert len(rows) == 50 and not browser.find_elements(By.CSS_SELECTOR, "figure.chart-card")
+    picker = browser.find_element(By.ID, "series-input")
+    picker.send_keys("trav")  # the suggestions come from GET /series?q=
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#series-options option")) == 2,
+             "no suggestions for 'trav'")
+    assert {o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#series-options option")} == {
+        "Travel", "TRAVEL"}
+    picker.clear()
+    picker.send_keys("a/b", Keys.ENTER)
+    figure = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "figure.chart-card"), "no chart drawn")[0]
+    assert figure.get_attribute("data-domain") == "a/b"
+    assert figure.find_element(By.CSS_SELECTOR, "svg.chart").size["width"] > 200
+    # a name with markup stays text: the link in the overview shows it, no element is made of it
+    link = browser.find_element(By.LINK_TEXT, "<b>bold</b> & co")
+    link.click()
+    figure = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "figure.chart-card"), "no chart drawn")[0]
+    assert figure.get_attribute("data-domain") == "<b>bold</b> & co" and not browser.find_elements(By.TAG_NAME, "b")
+    assert csp_violations(browser) == []
+    full_page_screenshot(browser, tmp_path / "many.png")

@@ -9,13 +9,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_api import app, bundle  # noqa: F401 - fixtures: the trained Output, served in-process
 
-from MLPipeline.config import REGRESSORS, SEASON_LENGTH
+from MLPipeline.config import SEASON_LENGTH
 from MLPipeline.months import format_month
+from MLPipeline.sample_data import REGRESSORS
 from service import create_app
 from service.api import REGISTRY_KEY
 from service.cache import PredictionCache
+from tests.conftest import history_frame
 
 COLUMNS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
 
@@ -37,7 +38,7 @@ def fresh(loaded, domain, kind, instances):
     gaps = pd.date_range(loaded.train_end + pd.DateOffset(months=1), months.max(), freq="MS").difference(
         months
     )
-    median = loaded.history[list(REGRESSORS)].astype(float).iloc[-SEASON_LENGTH:].median()
+    median = history_frame(loaded).astype(float).iloc[-SEASON_LENGTH:].median()
     x = pd.concat([x, pd.DataFrame({r: float(median[r]) for r in REGRESSORS}, index=gaps)])
     frame = loaded.models[(domain, kind)].predict_at(months, X=x, level=(80, 95))
     return frame[list(COLUMNS)].to_numpy()
@@ -47,7 +48,7 @@ def rows_of(body, domain):
     return np.array([[r[c] for c in COLUMNS] for r in body["predictions"] if r["domain"] == domain])
 
 
-def test_cached_answers_equal_fresh_predict_at(app, bundle):  # noqa: F811 - fixtures from test_api
+def test_cached_answers_equal_fresh_predict_at(app, bundle):
     cache = app.extensions[REGISTRY_KEY].current.cache
     instances = [{"month": month(bundle, k), "phone_lines": 2 + k, "channels": 1} for k in (1, 3, 7)]
     first = post(app, "/predict", {"instances": instances, "kind": "difference"})
@@ -61,7 +62,7 @@ def test_cached_answers_equal_fresh_predict_at(app, bundle):  # noqa: F811 - fix
         )
 
 
-def test_the_key_is_the_whole_call_not_one_row(app, bundle):  # noqa: F811 - fixtures from test_api
+def test_the_key_is_the_whole_call_not_one_row(app, bundle):
     """Month 3 of a difference path depends on month 1's regressors: a row cache would be wrong."""
     target = {"month": month(bundle, 3), "phone_lines": 4, "channels": 2}
     alone = post(app, "/predict", {**target, "kind": "difference"})
@@ -75,7 +76,7 @@ def test_the_key_is_the_whole_call_not_one_row(app, bundle):  # noqa: F811 - fix
     assert again["predictions"] == alone["predictions"]
 
 
-def test_cached_forecast_equals_fresh_predict(app, bundle):  # noqa: F811 - fixtures from test_api
+def test_cached_forecast_equals_fresh_predict(app, bundle):
     cache = app.extensions[REGISTRY_KEY].current.cache
     domain = "Healthcare"
     regressors = [{"phone_lines": 3 + k % 2, "channels": 2} for k in range(6)]
@@ -125,13 +126,13 @@ def test_the_cache_is_bounded_by_rows_and_least_recently_used_goes_first():
     assert len(off) == 0 and calls[-2:] == [1, 1]
 
 
-def test_a_repeated_request_gets_its_own_copy_of_the_cached_rows(app, bundle):  # noqa: F811
+def test_a_repeated_request_gets_its_own_copy_of_the_cached_rows(app, bundle):
     from types import SimpleNamespace
 
     from service import inference
 
     model = app.extensions[REGISTRY_KEY].current
-    instance = SimpleNamespace(month=month(bundle, 2), phone_lines=None, channels=7.0)
+    instance = SimpleNamespace(month=month(bundle, 2), regressors={"phone_lines": None, "channels": 7.0})
     first, note = inference.predict(model, [instance])
     first[0]["mean"] = -1.0  # a caller changing its answer must not change the next one
     second, again = inference.predict(model, [instance])

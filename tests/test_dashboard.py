@@ -14,8 +14,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from MLPipeline.artifacts import load_bundle
-from MLPipeline.config import DOMAINS
 from MLPipeline.months import format_month
+from MLPipeline.sample_data import DEFAULT_QUEUES
 from service import charts, create_app, dashboard
 from service.api import REGISTRY_KEY
 from service.errors import ApiError
@@ -140,8 +140,8 @@ def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle)
     assert page.one(id="trained-at").text() == bundle.trained_at
 
     figures = page.find_all("figure", cls="chart-card")
-    assert [f.attrs["data-domain"] for f in figures] == list(DOMAINS)
-    for figure, domain in zip(figures, DOMAINS, strict=True):
+    assert [f.attrs["data-domain"] for f in figures] == list(DEFAULT_QUEUES)
+    for figure, domain in zip(figures, DEFAULT_QUEUES, strict=True):
         (svg,) = figure.find_all("svg")
         assert svg.attrs["class"] == "chart" and svg.attrs["role"] == "img" and svg.attrs["viewbox"]
         title = svg.one("title").text()
@@ -159,7 +159,7 @@ def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle)
     rows = page.one("table", id="metrics-table").one("tbody").find_all("tr")
     assert len(rows) == len(bundle.models)
     preferred = [(r.attrs["data-domain"], r.attrs["data-kind"]) for r in rows if "preferred" in r.attrs["class"]]
-    assert preferred == [(d, bundle.preferred[d]) for d in DOMAINS]
+    assert preferred == [(d, bundle.preferred[d]) for d in DEFAULT_QUEUES]
     for row in rows:
         domain, kind = row.attrs["data-domain"], row.attrs["data-kind"]
         cells = [td.text() for td in row.find_all("td")]
@@ -167,12 +167,12 @@ def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle)
         mae = bundle.manifest["metrics"][domain][kind]["mae"]
         assert cells[1] == f"{mae:,.0f}"
     reasons = page.one(id="selection-reasons").text()
-    for domain in DOMAINS:
+    for domain in DEFAULT_QUEUES:
         assert bundle.manifest["selection"][domain]["reason"] in reasons
 
     form = page.one("form", id="predict-form")
     assert form.one("input", id="month").attrs["value"] == next_month(bundle)
-    assert [b.attrs["value"] for b in form.find_all("input", type="checkbox")] == list(DOMAINS)
+    assert [b.attrs["value"] for b in form.find_all("input", type="checkbox")] == list(DEFAULT_QUEUES)
     assert page.find_all(id="latest-empty") and page.find_all(id="accuracy-empty")
     assert not page.find_all(id="anomaly-table")
 
@@ -185,7 +185,7 @@ def test_page_shows_logged_predictions_accuracy_and_anomalies(client, bundle):
     inside = predicted["Healthcare"]["mean"]
     outside = predicted["Banking"]["upper_95"] * 3 + 1000
     past = format_month(bundle.train_end - pd.DateOffset(months=5))  # no logged prediction
-    far_off = float(bundle.history["Telecom"].max() * 10)
+    far_off = float(bundle.history["Telecom"].y.max() * 10)
     body = {
         "actuals": [
             {"month": month, "domain": "Healthcare", "value": inside},
@@ -197,8 +197,8 @@ def test_page_shows_logged_predictions_accuracy_and_anomalies(client, bundle):
 
     page, _ = get_page(client)
     latest = page.one("table", id="latest-table").one("tbody").find_all("tr")
-    assert len(latest) == len(DOMAINS)
-    assert {r.find_all("td")[2].text() for r in latest} == set(DOMAINS)
+    assert len(latest) == len(DEFAULT_QUEUES)
+    assert {r.find_all("td")[2].text() for r in latest} == set(DEFAULT_QUEUES)
 
     accuracy = page.one("table", id="accuracy-table").one("tbody").find_all("tr")
     assert sorted(r.one("th").text() for r in accuracy) == ["Banking", "Healthcare"]
@@ -224,7 +224,7 @@ def test_an_unavailable_log_is_reported_on_the_page(app, client, monkeypatch):
     monkeypatch.setattr(app.extensions[EXTENSION_KEY], "predictions", fail)
     page, _ = get_page(client)
     assert "disk I/O error" in page.one(id="log-problem").text()
-    assert len(page.find_all("svg", cls="chart")) == len(DOMAINS)
+    assert len(page.find_all("svg", cls="chart")) == len(DEFAULT_QUEUES)
 
 
 def test_actuals_the_model_cannot_score_are_left_unchecked(client, bundle, monkeypatch):
@@ -260,18 +260,18 @@ def test_charts_are_cached_per_model_version(app, client, bundle, monkeypatch):
     real = charts.domain_svg
     monkeypatch.setattr(charts, "domain_svg", lambda *a, **k: drawn.append(a[6]) or real(*a, **k))
     get_page(client)
-    assert len(drawn) == len(DOMAINS)
+    assert len(drawn) == len(DEFAULT_QUEUES)
     get_page(client)
-    assert len(drawn) == len(DOMAINS)  # served from the cache
+    assert len(drawn) == len(DEFAULT_QUEUES)  # served from the cache
 
     client.post("/actuals", json={"month": next_month(bundle), "domain": "Telecom", "value": 1.0})
     get_page(client)
-    assert len(drawn) == len(DOMAINS) + 1 and drawn[-1].startswith("Telecom")  # only its markers changed
+    assert len(drawn) == len(DEFAULT_QUEUES) + 1 and drawn[-1].startswith("Telecom")  # only its markers changed
 
     registry = app.extensions[REGISTRY_KEY]  # a reload that serves another version redraws all
     registry._current = dataclasses.replace(registry.current, version="another-version")
     get_page(client)
-    assert len(drawn) == 2 * len(DOMAINS) + 1
+    assert len(drawn) == 2 * len(DEFAULT_QUEUES) + 1
 
 
 def test_chart_cache_drops_entries_of_an_older_version():
@@ -323,3 +323,53 @@ def test_metric_formatting():
     assert dashboard.format_number(0.8333, "share") == "83%"
     assert dashboard.format_number(None, "num") == "–"
     assert dashboard.format_number(float("nan"), "ratio") == "–"
+
+
+# ------------------------------------------------------------------- many series
+
+
+@pytest.fixture(scope="module")
+def many(many_output, tmp_path_factory):
+    app = create_app({"OUTPUT_DIR": str(many_output), "PREDICTION_DB_DIR": str(tmp_path_factory.mktemp("many-db"))})
+    return app
+
+
+def page_of(app, query: str = "") -> tuple[Node, str]:
+    response = app.test_client().get(f"/{query}")
+    assert response.status_code == 200, response.data[:500]
+    html = response.get_data(as_text=True)
+    return parse(html), html
+
+
+def test_many_series_get_an_overview_sorted_by_volume_and_paged(many):
+    loaded = many.extensions[REGISTRY_KEY].current
+    page, html = page_of(many)
+    assert not page.find_all("figure", cls="chart-card") and page.find_all(id="no-chart")
+    rows = page.one("table", id="overview-table").one("tbody").find_all("tr")
+    assert len(rows) == dashboard.OVERVIEW_PAGE
+    volumes = [loaded.series[r.attrs["data-domain"]].info.mean_volume for r in rows]
+    assert volumes == sorted(volumes, reverse=True)
+    assert page.one(id="series-count").text() == str(len(loaded.series))
+    second, _ = page_of(many, "?order=volume&page=2")
+    more = [r.attrs["data-domain"] for r in second.one("table", id="overview-table").one("tbody").find_all("tr")]
+    assert not set(more) & {r.attrs["data-domain"] for r in rows}
+    by_error, _ = page_of(many, "?order=error")
+    worst = [loaded.series[r.attrs["data-domain"]] for r in
+             by_error.one("table", id="overview-table").one("tbody").find_all("tr")]
+    smapes = [(loaded.bundle.manifest["metrics"][s.id].get(s.info.preferred) or {}).get("smape") for s in worst]
+    assert smapes == sorted(smapes, reverse=True)
+    assert "<b>bold</b>" not in html and "&lt;b&gt;bold&lt;/b&gt;" in html  # ids are data: escaped
+
+
+def test_the_picker_draws_the_chosen_series_and_suggests_close_names(many):
+    from urllib.parse import quote
+
+    for name in ("a/b", "../x", "<b>bold</b> & co", "Travel"):
+        page, _ = page_of(many, f"?series={quote(name)}")
+        (figure,) = page.find_all("figure", cls="chart-card")
+        assert figure.attrs["data-domain"] == name and figure.attrs["id"] == f"{dashboard.chart_id(name)}-figure"
+        assert [r.attrs["data-domain"] for r in page.one("table", id="metrics-table").one("tbody").find_all("tr")] \
+            == [name]
+    page, _ = page_of(many, "?series=travle")
+    assert "No series travle" in page.one(id="series-missing").text()
+    assert {a.text() for a in page.one(id="series-missing").find_all("a")} >= {"Travel"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,9 @@ VENV_BIN = Path(sys.executable).parent
 LIGHTSAIL = ROOT / "deploy" / "lightsail.sh"
 EC2_RUN = ROOT / "deploy" / "ec2-run.sh"
 SERVICE_URL = "https://callcenter-gp.x1y2z3.us-east-1.cs.amazonlightsail.com/"
+#: Seconds of failed health checks a cold start must be allowed: about twice the slowest cold start
+#: measured at 0.25 vCPU (two workers; lightsail-deployment.md, "Health check and cold start").
+COLD_START_BUDGET_S = 90
 
 
 def lint_tool(name: str) -> str:
@@ -94,6 +98,54 @@ def test_deploy_templates_are_valid_json_and_agree():
     assert containers[name]["ports"] == {str(endpoint["containerPort"]): "HTTP"}
     assert endpoint["containerPort"] == 5000
     assert endpoint["healthCheck"]["path"] == "/ready"
+
+
+def test_health_check_gives_a_cold_start_on_micro_time_to_pass():
+    """Lightsail has no start grace period: a container is replaced after unhealthyThreshold failed
+    checks in a row, so interval x threshold must cover a worker's cold start on a quarter vCPU
+    (measured in lightsail-deployment.md, "Health check and cold start"; one worker there)."""
+    check = json.loads((ROOT / "deploy" / "public-endpoint.json").read_text())["healthCheck"]
+    assert 2 <= check["intervalSeconds"] <= 300 and 2 <= check["timeoutSeconds"] <= 60
+    assert 2 <= check["unhealthyThreshold"] <= 10 and 2 <= check["healthyThreshold"] <= 10
+    assert check["timeoutSeconds"] < check["intervalSeconds"]
+    assert check["intervalSeconds"] * check["unhealthyThreshold"] >= COLD_START_BUDGET_S
+    containers = json.loads((ROOT / "deploy" / "containers.json").read_text())
+    assert containers["app"]["environment"]["WEB_CONCURRENCY"] == "1"  # the default power is micro
+
+
+# ----------------------------------------------------------------------- Makefile
+
+
+def make_dry_run(*args: str) -> list[str]:
+    """What `make -n ARGS` would run, as one argv (continuation lines joined)."""
+    result = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), *args], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return shlex.split(result.stdout.replace("\\\n", " "))
+
+
+def test_make_docker_run_keeps_the_prediction_log_in_a_volume():
+    argv = make_dry_run("docker-run")
+    assert argv[:2] == ["docker", "run"] and argv[-1] == "callcenter-gp:latest"
+    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+    # the image's SQLite directory (Dockerfile: PREDICTION_DB_DIR=/app/data), the volume ec2-run.sh uses
+    assert mounts == ["callcenter-gp-data:/app/data"]
+    assert "PREDICTION_DB_DIR=/app/data" in (ROOT / "Dockerfile").read_text()
+    # deploy/ec2-run.sh mounts "$NAME-data" (callcenter-gp-data by default; see the ec2-run tests)
+    ec2 = EC2_RUN.read_text()
+    assert '"$NAME-data:/app/data"' in ec2 and "NAME=${EC2_CONTAINER_NAME:-callcenter-gp}" in ec2
+
+
+def test_make_docker_run_can_serve_models_trained_outside_the_image(tmp_path: Path):
+    argv = make_dry_run("docker-run", f"MODELS={tmp_path}", "DATA_VOLUME=/srv/cc-log")
+    mounts = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
+    assert mounts == ["/srv/cc-log:/app/data", f"{tmp_path}:/app/Output:ro"]
+
+
+def test_make_docker_build_passes_the_data_file():
+    assert make_dry_run("docker-build", "DATA_FILE=Input/local/calls.csv") == [
+        "docker", "build", "--build-arg", "DATA_FILE=Input/local/calls.csv", "-t", "callcenter-gp:latest", "."]
+    assert make_dry_run("docker-build") == ["docker", "build", "-t", "callcenter-gp:latest", "."]
 
 
 # ---------------------------------------------------------------------- stand-ins
@@ -493,10 +545,10 @@ def test_create_push_deploy_end_to_end(stand: Stand, tmp_path: Path):
         "healthCheck": {
             "path": "/ready",
             "successCodes": "200",
-            "intervalSeconds": 10,
-            "timeoutSeconds": 5,
+            "intervalSeconds": 20,
+            "timeoutSeconds": 10,
             "healthyThreshold": 2,
-            "unhealthyThreshold": 3,
+            "unhealthyThreshold": 6,
         },
     }
     # The files left in the render dir are the ones that were sent, and private.

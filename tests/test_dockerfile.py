@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pytest
 
-from MLPipeline.config import DOMAINS
+from MLPipeline.config import DEFAULT_DATA_PATH
+from MLPipeline.sample_data import DEFAULT_QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -78,11 +79,18 @@ class Stage:
             defaults[key.strip()] = value.strip()
         return defaults
 
-    def copies(self) -> list[tuple[dict[str, str], list[str], str]]:
-        """(flags, sources, destination) for each COPY."""
+    def expand(self, text: str, build_args: dict[str, str] | None = None) -> str:
+        """``${NAME}`` and ``$NAME`` replaced by the ARG defaults, then by ``--build-arg`` values."""
+        values = {**self.args_defaults(), **(build_args or {})}
+        for key in sorted(values, key=len, reverse=True):
+            text = text.replace(f"${{{key}}}", values[key]).replace(f"${key}", values[key])
+        return text
+
+    def copies(self, build_args: dict[str, str] | None = None) -> list[tuple[dict[str, str], list[str], str]]:
+        """(flags, sources, destination) for each COPY, build arguments expanded."""
         result = []
         for args in self.all("COPY"):
-            tokens = shlex.split(args)
+            tokens = shlex.split(self.expand(args, build_args))
             flags = dict(t[2:].split("=", 1) for t in tokens if t.startswith("--"))
             paths = [t for t in tokens if not t.startswith("--")]
             result.append((flags, paths[:-1], paths[-1]))
@@ -212,7 +220,9 @@ def test_healthcheck_uses_python_urllib_on_ready_and_port(runtime: Stage):
 
 def test_build_stage_trains_with_engine_into_the_copied_output(build: Stage, runtime: Stage):
     (train,) = [run for run in build.all("RUN") if "Engine.py" in run]
-    assert "--data Input/CallCenterData.xlsx" in train
+    assert '--data "$DATA_FILE"' in train
+    # By default the image trains on the synthetic sample the repository ships.
+    assert build.args_defaults()["DATA_FILE"] == DEFAULT_DATA_PATH.relative_to(ROOT).as_posix()
     assert "--output /app/Output" in train
     assert any(
         flags.get("from") == build.name and sources == ["/app/Output/"]
@@ -245,9 +255,41 @@ def test_dockerignore_keeps_secrets_venv_tests_and_git_out():
         assert ignored(path, patterns) or ignored(path.split("/")[0], patterns), path
 
 
+def test_own_data_goes_in_a_folder_git_ignores_and_docker_keeps():
+    own = "Input/local/calls.xlsx"
+    assert not ignored(own, dockerignore_patterns()) and not ignored("Input/local", dockerignore_patterns())
+    checked = subprocess.run(["git", "check-ignore", "-q", own], cwd=ROOT, capture_output=True)
+    assert checked.returncode == 0, "Input/local/ must be git-ignored: third-party data stays out of the repo"
+
+
+OWN_DATA = {"DATA_FILE": "Input/local/own-calls.csv"}
+
+
+def test_a_data_file_build_argument_reaches_the_copy_and_engine(build: Stage, tmp_path: Path):
+    command = engine_command(build, tmp_path / "Output", OWN_DATA)
+    assert command[command.index("--data") + 1] == "Input/local/own-calls.csv"
+    own = tmp_path / "own-calls.csv"
+    own.write_text("not,a,workbook\n")
+    workdir = copy_stage_files(build, tmp_path / "stage", OWN_DATA, {"Input/local/own-calls.csv": own})
+    assert (workdir / "Input/local/own-calls.csv").read_text() == "not,a,workbook\n"  # same path in /app
+    assert (workdir / "Input/CallCenterData.xlsx").exists()  # the sample is still copied
+
+
+def test_a_build_with_a_bad_data_file_stops_with_engines_error(build: Stage, tmp_path: Path):
+    """The build's exact Engine command, run on the file the argument names: a bad one fails the
+    build (exit 2, one line naming the problem) instead of shipping the sample's models."""
+    own = tmp_path / "own-calls.csv"
+    own.write_text("month,calls\n2021-01,12\n")
+    workdir = copy_stage_files(build, tmp_path / "stage", OWN_DATA, {"Input/local/own-calls.csv": own})
+    result = subprocess.run(engine_command(build, workdir / "Output", OWN_DATA), cwd=workdir,
+                            env=clean_environment(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.stderr.startswith("error: ") and not (workdir / "Output" / "manifest.json").exists()
+
+
 def test_gunicorn_config_binds_all_interfaces_on_port(monkeypatch: pytest.MonkeyPatch):
     if not (ROOT / "gunicorn.conf.py").exists():
-        pytest.skip("gunicorn.conf.py does not exist yet (issue 3)")
+        pytest.skip("gunicorn.conf.py does not exist")
     monkeypatch.setenv("PORT", "6123")
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert settings["bind"] == "0.0.0.0:6123"  # reachable through `docker run -p`
@@ -268,17 +310,23 @@ def test_gunicorn_reuse_port_is_opt_in(monkeypatch: pytest.MonkeyPatch, value, e
 SERVICE_FILES = ("Engine.py", "app.py", "gunicorn.conf.py", "service/__init__.py")
 
 
-def copy_stage_files(stage: Stage, root: Path) -> Path:
-    """Copy a stage's build-context COPYs into root/<WORKDIR>; return that directory."""
+def copy_stage_files(
+    stage: Stage, root: Path, build_args: dict[str, str] | None = None, context: dict[str, Path] | None = None
+) -> Path:
+    """Copy a stage's build-context COPYs into root/<WORKDIR>; return that directory.
+
+    ``context`` adds files to the build context (context-relative name -> file), as a user's own
+    data file would be.
+    """
     workdir = root / stage.last("WORKDIR").lstrip("/")
     workdir.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for flags, sources, dest in stage.copies():
+    for flags, sources, dest in stage.copies(build_args):
         if "from" in flags:
             continue
         target = workdir / dest
         for source in sources:
-            path = ROOT / source
+            path = (context or {}).get(source, ROOT / source)
             if path.is_dir():
                 shutil.copytree(path, target, ignore=ignore, dirs_exist_ok=True)
             else:
@@ -288,12 +336,10 @@ def copy_stage_files(stage: Stage, root: Path) -> Path:
     return workdir
 
 
-def engine_command(build: Stage, output_dir: Path) -> list[str]:
-    """The build stage's `python Engine.py ...` with its ARG defaults and OUTPUT remapped."""
+def engine_command(build: Stage, output_dir: Path, build_args: dict[str, str] | None = None) -> list[str]:
+    """The build stage's `python Engine.py ...` with its build arguments and OUTPUT remapped."""
     (train,) = [run for run in build.all("RUN") if "Engine.py" in run]
-    segment = re.search(r"python Engine\.py[^;&|]*", train).group(0)
-    for key, value in build.args_defaults().items():
-        segment = segment.replace(f"${{{key}}}", value).replace(f"${key}", value)
+    segment = build.expand(re.search(r"python Engine\.py[^;&|]*", train).group(0), build_args)
     argv = shlex.split(segment)
     argv[argv.index("--output") + 1] = str(output_dir)
     return [sys.executable, *argv[1:]]
@@ -440,6 +486,6 @@ def test_predict_answers_for_every_domain(container: dict):
         assert response.status == 200
         body = json.loads(response.read())
     predictions = body["predictions"]
-    assert len(predictions) == len(DOMAINS) == 5
-    assert {p["domain"] for p in predictions} == set(DOMAINS)
+    assert len(predictions) == len(DEFAULT_QUEUES) == 5
+    assert {p["domain"] for p in predictions} == set(DEFAULT_QUEUES)
     assert all(p["month"] == "2021-03" for p in predictions)

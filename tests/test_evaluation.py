@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from MLPipeline import evaluation as ev
-from MLPipeline.normality import normality_rows, normality_table
+from MLPipeline.data import load_panel
+from MLPipeline.normality import normality_table, series_tests
 
 
 def test_point_metrics_by_hand():
@@ -42,12 +43,16 @@ def test_rolling_origin_uses_only_the_past():
     assert rows[-1]["origin"] == "2017-01-01" and rows[-1]["mae"] == pytest.approx(np.mean(np.arange(1, 13)))
 
 
-def test_normality_table_flags_non_normal(sample_frame):
-    table = normality_table(sample_frame)
-    rows = normality_rows(table)
-    assert len(rows) == 5 * 2 * 3
+def test_normality_table_flags_non_normal(sample_path):
+    table = normality_table(load_panel(sample_path))
+    rows = [t for parts in table.values() for tests in parts.values() for t in tests.values()]
+    assert len(table) == 5 and len(rows) == 5 * 2 * 3
     assert all(0 <= r["p_value"] <= 1 for r in rows)
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"Healthcare": np.exp(rng.normal(0, 1.5, 200))})
-    skewed = normality_table(frame, domains=["Healthcare"])["Healthcare"]["level"]
+    skewed = series_tests(np.exp(rng.normal(0, 1.5, 200)))
     assert not any(t["normal"] for t in skewed.values())  # log-normal data: all three reject
+
+
+def test_a_constant_series_is_not_testable_and_says_so():
+    for test in series_tests(np.full(40, 7.0)).values():
+        assert test["p_value"] is None and test["normal"] is None and "constant" in test["note"]

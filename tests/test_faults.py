@@ -20,9 +20,17 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_log_load import BODY, Gunicorn, assert_one_row_per_prediction, fire, logged_rows
 
 from service import store
+from tests.servers import (
+    BODY,
+    Gunicorn,
+    assert_one_row_per_prediction,
+    fire,
+    logged_rows,
+    wait_until,
+    workers_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -34,22 +42,6 @@ def sqlite_env(output: Path, tmp_path: Path) -> tuple[dict[str, str], str]:
     env = {"OUTPUT_DIR": str(output), "PREDICTION_DB_DIR": str(directory),
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}  # fmt: skip
     return env, store.database_url(db_dir=directory)
-
-
-def workers_of(master: int) -> set[int]:
-    """The gunicorn master's child processes (its workers)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return {int(pid) for pid in children}
-
-
-def wait_until(condition, timeout: float = 60, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(step)
-    return condition()
 
 
 def test_sigterm_during_load_finishes_in_flight_requests_and_writes_their_rows(trained_output, tmp_path):
@@ -151,11 +143,13 @@ def closed_port() -> int:
         return s.getsockname()[1]  # closed again when the block ends: connections are refused
 
 
-@pytest.mark.parametrize("where", ["postgresql-refused", "sqlite-unwritable"])
+@pytest.mark.parametrize("where", ["postgresql-refused", "mysql-refused", "sqlite-unwritable"])
 def test_a_database_unavailable_at_start_gives_503_never_500(trained_output, tmp_path, where):
     env, _ = sqlite_env(trained_output, tmp_path)
     if where == "postgresql-refused":
         env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{closed_port()}/test"
+    elif where == "mysql-refused":
+        env["DATABASE_URL"] = f"mysql://root@127.0.0.1:{closed_port()}/test"
     else:
         blocker = tmp_path / "not-a-directory"
         blocker.write_text("a file where the database directory should be")

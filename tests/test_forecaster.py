@@ -1,4 +1,4 @@
-"""Correctness of the accuracy work (issue 4): MAP objective, transform, calibration, ensemble, selection.
+"""Correctness of the model core: MAP objective, transform, calibration, ensemble, selection.
 
 The public contract (shapes, errors, basic coverage) is in test_forecaster_api.py.
 """
@@ -13,9 +13,11 @@ import pytest
 from scipy import stats
 from sklearn.gaussian_process import GaussianProcessRegressor
 
-from MLPipeline.forecaster import ENSEMBLE_MEMBERS, GPForecaster
+from MLPipeline.ensemble import MEMBERS, Ensemble
+from MLPipeline.forecaster import GPForecaster
 from MLPipeline.gp import LogNormalPrior, MAPGaussianProcessRegressor
 from MLPipeline.kernels import difference_kernel, level_kernel
+from MLPipeline.models import make_model
 from MLPipeline.selection import choose_kind
 from MLPipeline.transforms import BoxCox, guerrero_lambda
 
@@ -82,8 +84,9 @@ def test_map_pulls_hyperparameters_toward_prior_medians():
                          ids=["level-boxcox", "ensemble"])
 def test_fit_is_deterministic_for_a_fixed_seed(kwargs):
     y = seasonal_walk(1, 60)
-    first = GPForecaster(random_state=3, **kwargs).fit(y)
-    second = GPForecaster(random_state=3, **kwargs).fit(y)
+    kind = kwargs.pop("kind")
+    first = make_model(kind, random_state=3, **kwargs).fit(y)
+    second = make_model(kind, random_state=3, **kwargs).fit(y)
     pd.testing.assert_frame_equal(first.predict(12), second.predict(12))
     np.testing.assert_array_equal(first.kernel_.theta, second.kernel_.theta)
     restored = pickle.loads(pickle.dumps(first))
@@ -180,8 +183,8 @@ def test_box_cox_falls_back_when_the_series_has_zeros():
 # ---------------------------------------------------------------- ensemble + selection
 def test_ensemble_is_the_median_of_its_members():
     y = seasonal_walk(8, 60)
-    model = GPForecaster("ensemble").fit(y)
-    assert [(m.kind, getattr(m, "transform", None)) for m in model.members_] == [(k, t) for k, t, _ in ENSEMBLE_MEMBERS]
+    model = Ensemble().fit(y)
+    assert [(m.kind, getattr(m, "transform", None)) for m in model.members_] == [(k, t) for k, t, _ in MEMBERS]
     fc = model.predict(12, level=(80, 95))
     members = [m.predict(12, level=(80, 95)) for m in model.members_]
     for col in ("mean", "lower_80", "upper_80", "lower_95", "upper_95"):
@@ -194,7 +197,7 @@ def test_ensemble_is_the_median_of_its_members():
 def test_ensemble_with_regressors_needs_them_for_the_future():
     y = seasonal_walk(9, 48)
     X = pd.DataFrame({"phone_lines": np.arange(48) % 5, "channels": np.arange(48) % 3}, index=y.index, dtype=float)
-    model = GPForecaster("ensemble").fit(y, X)
+    model = Ensemble().fit(y, X)
     with pytest.raises(ValueError, match="X_future"):
         model.predict(3)
     future = pd.DataFrame({"phone_lines": [1.0, 2.0, 3.0], "channels": [1.0, 1.0, 2.0]},

@@ -1,4 +1,4 @@
-"""GPForecaster's public contract (issue 2): shapes, behaviour on known processes, input errors."""
+"""GPForecaster's public contract shapes, behaviour on known processes, input errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from conftest import holdout_coverage
 
+from MLPipeline.ensemble import Ensemble
 from MLPipeline.forecaster import GPForecaster
+from MLPipeline.models import make_model
 
 SIGMA = 4.0
 
@@ -26,7 +28,7 @@ def synthetic(seed: int, n: int = 72, month_end: bool = False):
 @pytest.mark.parametrize("kind", ["level", "difference"])
 def test_forecast_frame_shape(kind):
     y, _ = synthetic(0, month_end=True)
-    model = GPForecaster(kind=kind).fit(y.iloc[:72])
+    model = make_model(kind).fit(y.iloc[:72])
     assert model.fit(y.iloc[:72]) is model  # fit returns self
     fc = model.predict(horizon=12, level=(80, 95))
     assert list(fc.columns) == ["mean", "std", "lower_80", "upper_80", "lower_95", "upper_95"]
@@ -44,7 +46,7 @@ def test_forecast_frame_shape(kind):
 @pytest.mark.parametrize("kind", ["level", "difference"])
 def test_seasonal_shape_is_recovered(kind):
     y, truth = synthetic(1)
-    fc = GPForecaster(kind=kind).fit(y.iloc[:72]).predict(12)
+    fc = make_model(kind).fit(y.iloc[:72]).predict(12)
     err = fc["mean"].to_numpy() - truth.iloc[72:].to_numpy()
     detrended = fc["mean"].to_numpy() - (200 + 1.5 * np.arange(72, 84))
     season = 25 * np.sin(2 * np.pi * np.arange(72, 84) / 12)
@@ -57,7 +59,7 @@ def test_interval_coverage_is_near_nominal(kind):
     """30 seeded series x 12 held-out months: 95% and 80% coverage within binomial-ish tolerance."""
     series = (synthetic(100 + seed, n=48)[0] for seed in range(30))
     covered = holdout_coverage(((y.iloc[:48], y.iloc[48:]) for y in series),
-                               lambda train, h: GPForecaster(kind=kind).fit(train).predict(h))
+                               lambda train, h: make_model(kind).fit(train).predict(h))
     # 360 points, but months of one series are correlated: allow a generous band around nominal.
     assert 0.88 <= covered[95] <= 1.0
     assert 0.68 <= covered[80] <= 0.95
@@ -73,7 +75,7 @@ def test_difference_interval_widens_with_horizon():
 @pytest.mark.parametrize("kind", ["level", "difference"])
 def test_predict_at_training_months_gives_fitted_values(kind):
     y, truth = synthetic(3)
-    model = GPForecaster(kind=kind).fit(y.iloc[:72])
+    model = make_model(kind).fit(y.iloc[:72])
     fitted = model.predict_at(y.index[12:72])["mean"].to_numpy()
     assert np.sqrt(np.mean((fitted - truth.iloc[12:72].to_numpy()) ** 2)) < 1.5 * SIGMA
 
@@ -97,8 +99,8 @@ def test_regressors_are_used_and_required():
 
 def test_deterministic_for_a_fixed_seed():
     y, _ = synthetic(5)
-    a = GPForecaster(random_state=7).fit(y).predict(6)
-    b = GPForecaster(random_state=7).fit(y).predict(6)
+    a = Ensemble(random_state=7).fit(y).predict(6)
+    b = Ensemble(random_state=7).fit(y).predict(6)
     pd.testing.assert_frame_equal(a, b)
 
 

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from MLPipeline.forecaster import GPForecaster, interval_columns
+from MLPipeline.ensemble import Ensemble
+from MLPipeline.forecaster import GPForecaster
+from MLPipeline.intervals import interval_columns
 
 N = 40  # long enough for one calibration origin, short enough to fit quickly
 LEVELS = (80, 95)
@@ -34,7 +36,7 @@ def _data():
 @pytest.fixture(scope="module", params=[False, True], ids=["no-regressors", "regressors"])
 def fitted(request):
     y, X = _data()
-    model = GPForecaster("ensemble").fit(y, X.iloc[:N] if request.param else None)
+    model = Ensemble().fit(y, X.iloc[:N] if request.param else None)
     return model, X
 
 
@@ -97,7 +99,7 @@ def reference(model: GPForecaster, months: list[pd.Timestamp], X: pd.DataFrame) 
 def reference_ensemble(model, months, X) -> np.ndarray:
     """Median of the members' means and bounds; std of the equal-weight mixture. The GP members
     come from the reference above, the smoothing member from its own predict_at (tested in
-    test_forecaster_smoothing.py)."""
+    test_smoothing.py)."""
     parts = [reference(m, months, X) if isinstance(m, GPForecaster)
              else m.predict_at(months, X, level=LEVELS).to_numpy() for m in model.members_]
     out = np.median(parts, axis=0)

@@ -4,14 +4,8 @@ numbers equal GPForecaster.predict_at in-process for the same inputs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pandas as pd
@@ -19,77 +13,13 @@ import pytest
 import requests
 
 from MLPipeline.artifacts import load_bundle
-from MLPipeline.config import DOMAINS, MANIFEST_NAME, PROJECT_ROOT
+from MLPipeline.config import MANIFEST_NAME
 from MLPipeline.months import format_month
+from MLPipeline.sample_data import DEFAULT_QUEUES
+from tests.conftest import history_frame
+from tests.servers import gunicorn
 
 BOUNDS = ("mean", "std", "lower_80", "upper_80", "lower_95", "upper_95")
-START_TIMEOUT = 120  # seconds for two workers to import, load models and answer /ready
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(base: str, process: subprocess.Popen) -> requests.Response:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}")
-        try:
-            response = requests.get(f"{base}/ready", timeout=5)
-            if response.status_code == 200:
-                return response
-        except (requests.ConnectionError, requests.Timeout):
-            pass  # not listening yet, or the workers are still loading the models
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not become ready within {START_TIMEOUT} s")
-
-
-@contextlib.contextmanager
-def gunicorn(output, logs, **env_extra):
-    """gunicorn -c gunicorn.conf.py app:app, 2 workers, bound to 127.0.0.1 only; stopped after."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "OUTPUT_DIR": str(output),
-        "PREDICTION_DB_DIR": str(logs / "db"),
-        "WEB_CONCURRENCY": "2",
-        "PORT": str(port),
-        **env_extra,
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "gunicorn.conf.py",
-        "-b",
-        f"127.0.0.1:{port}",
-        "app:app",
-    ]
-    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=err)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(base, process)
-            yield base
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    assert process.returncode == 0, (logs / "stderr").read_text()[-2000:]
-
-
-@pytest.fixture(scope="module")
-def server(trained_output, tmp_path_factory):
-    with gunicorn(trained_output, tmp_path_factory.mktemp("gunicorn")) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +33,7 @@ def in_process(bundle, domain, kind, months, phone_lines, channels):
     index = pd.DatetimeIndex(pd.to_datetime(months, format="%Y-%m"), name="month")
     x = pd.DataFrame({"phone_lines": phone_lines, "channels": channels}, index=index, dtype=float)
     path = pd.date_range(bundle.train_end + pd.DateOffset(months=1), index.max(), freq="MS", name="month")
-    median = bundle.history[list(x.columns)].astype(float).iloc[-12:].median()
+    median = history_frame(bundle)[list(x.columns)].astype(float).iloc[-12:].median()
     gaps = path.difference(index)
     if len(gaps):
         x = pd.concat([x, pd.DataFrame([median.to_numpy()] * len(gaps), index=gaps, columns=x.columns)])
@@ -129,7 +59,7 @@ def test_predict_single_over_http_equals_predict_at(server, bundle):
     )
     assert response.status_code == 200
     rows = response.json()["predictions"]
-    assert [r["domain"] for r in rows] == list(DOMAINS)
+    assert [r["domain"] for r in rows] == list(DEFAULT_QUEUES)
     for row in rows:
         assert_rows_equal([row], in_process(bundle, row["domain"], row["kind"], [month], [5], [3]))
 
@@ -177,26 +107,32 @@ def test_errors_over_http_are_json(server):
     assert response.status_code == 404 and response.headers["Content-Type"] == "application/json"
 
 
-def test_every_worker_serves_the_new_model_after_a_reload(trained_output, tmp_path):
-    """POST /admin/reload reaches one worker; the other follows (service.registry's marker)."""
+def publish(output, old: str, new: str) -> None:
+    """A new manifest naming a copy of the current run (the same verified files) as version ``new``."""
+    manifest = json.loads((output / MANIFEST_NAME).read_text())
+    run = manifest["run_dir"]
+    shutil.copytree(output / run, output / "runs" / new)
+    text = json.dumps(manifest).replace(f'"{run}/', f'"runs/{new}/').replace(f'"{run}"', f'"runs/{new}"')
+    (output / MANIFEST_NAME).write_text(text.replace(f'"{old}"', f'"{new}"'))
+
+
+def test_every_worker_serves_the_newest_model_after_a_reload(trained_output, tmp_path):
+    """POST /admin/reload reaches one worker, and a newer manifest lands before the other's next
+    request: every worker ends on the newest (each follows manifest.json, service.registry)."""
     output = shutil.copytree(trained_output, tmp_path / "Output", symlinks=True)
     with gunicorn(output, tmp_path, ADMIN_TOKEN="t0ken") as base:
         old = requests.get(f"{base}/ready", timeout=10).json()["model_version"]
-        manifest = json.loads((output / MANIFEST_NAME).read_text())
-        run = manifest["run_dir"]
-        shutil.copytree(output / run, output / "runs" / "next")  # the same verified files, a new version
-        text = json.dumps(manifest).replace(f'"{run}/', '"runs/next/').replace(f'"{run}"', '"runs/next"')
-        (output / MANIFEST_NAME).write_text(text.replace(f'"{old}"', '"next-version"'))
-
+        publish(output, old, "next-version")
         response = requests.post(
             f"{base}/admin/reload", headers={"Authorization": "Bearer t0ken"}, timeout=30
         )
         assert response.status_code == 200 and response.json()["model_version"] == "next-version"
+        publish(output, "next-version", "third-version")
         # New connections spread over both workers; within a bounded number of requests every
-        # answer must name the new version (a worker looks for a reload at most once a second).
+        # answer must name the newest version (a worker looks at the manifest at most once a second).
         streak, deadline = 0, time.monotonic() + 30
         while streak < 20 and time.monotonic() < deadline:
             version = requests.get(f"{base}/ready", timeout=10).json()["model_version"]
-            streak = streak + 1 if version == "next-version" else 0
+            streak = streak + 1 if version == "third-version" else 0
             time.sleep(0.05)
-        assert streak >= 20, "a worker kept serving the old model"
+        assert streak >= 20, "a worker kept serving an older model"

@@ -1,6 +1,6 @@
-"""A bounded load test through real gunicorn (issue 8): 5,000 /predict requests over 16 client
-connections against the committed config (2 workers, the production default), on SQLite and on
-PostgreSQL: zero errors, and exactly one log row per prediction served.
+"""A bounded load test through real gunicorn: 5,000 /predict requests over 16 client
+connections against the committed config (2 workers, the production default), on SQLite,
+PostgreSQL and MySQL/MariaDB: zero errors, and exactly one log row per prediction served.
 
 Timing is not asserted here (bench/serve.py measures it). Loopback only; every request has a
 timeout. The driver and the row checks are tests/test_log_load.py's.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import collections
 
 import pytest
-from test_log_load import Gunicorn, assert_one_row_per_prediction, database, fire, logged_rows  # noqa: F401
-from test_store import pg_schema_url  # noqa: F401 - fixture used by `database`
+
+from tests.servers import Gunicorn, assert_one_row_per_prediction, fire, logged_rows
 
 pytestmark = pytest.mark.slow
 

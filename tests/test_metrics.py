@@ -11,11 +11,11 @@ import sys
 import textwrap
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from MLPipeline.config import MANIFEST_NAME, PROJECT_ROOT
 from service import create_app, metrics
 from service.store import EXTENSION_KEY
+from tests.servers import samples, value
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get(metrics.MULTIPROC_ENV)), reason="these tests read the in-process registry"
@@ -28,18 +28,6 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
     return samples(response.get_data(as_text=True))
-
-
-def samples(text: str) -> dict[tuple[str, tuple], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(scraped, name, **labels) -> float:
-    return scraped.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 @pytest.fixture
@@ -81,11 +69,9 @@ def test_logged_predictions_and_write_failures_are_counted(app, tmp_path):
     client = app.test_client()
     before = scrape(client)
     row = {"month": "2021-01", "kind": "level", "mean": 1.0, "std": 1.0, "model_version": "v"}
-    app.extensions[EXTENSION_KEY].record(
-        "r",
-        "predict",
-        [{**row, "domain": "Healthcare"}, {**row, "domain": "Healthcare"}, {**row, "domain": "Banking"}],
-    )
+    rows = [{**row, "domain": "Healthcare"}, {**row, "domain": "Healthcare"}, {**row, "domain": "Banking"}]
+    app.extensions[EXTENSION_KEY].record("r", "predict", rows)
+    metrics.count_predictions(rows)  # what service.api does once the log has them
     blocker = tmp_path / "blocker"
     blocker.write_text("")
     broken = create_app(
@@ -102,6 +88,18 @@ def test_logged_predictions_and_write_failures_are_counted(app, tmp_path):
     assert delta("callcenter_predictions_total", domain="Banking", kind="level") == 1
     assert delta("callcenter_predictions_total", domain="Telecom", kind="level") == 0  # refused: not served
     assert delta("callcenter_prediction_log_write_failures_total") == 1
+
+
+def test_only_the_first_series_get_their_own_label(app):
+    client = app.test_client()
+    before = scrape(client)
+    labelled = metrics.series_labels([f"q{i}" for i in range(10)], limit=3)
+    metrics.count_predictions([{"domain": f"q{i}", "kind": "level"} for i in range(10)], labelled)
+    after = scrape(client)
+    names = {dict(labels)["domain"] for name, labels in after if name == "callcenter_predictions_total"}
+    assert {"q0", "q1", "q2", metrics.OTHER_SERIES} <= names and not names & {f"q{i}" for i in range(3, 10)}
+    assert (value(after, "callcenter_predictions_total", domain="_other", kind="level")
+            - value(before, "callcenter_predictions_total", domain="_other", kind="level")) == 7
 
 
 def test_model_version_and_seconds_since_training_come_from_the_manifest(app):
@@ -142,7 +140,9 @@ def test_on_starting_makes_a_private_directory_when_none_is_configured(monkeypat
         metrics.mark_worker_dead(999_999)  # nothing to remove: no error
     finally:
         metrics.remove_multiprocess_dir()
-        monkeypatch.delenv(metrics.MULTIPROC_ENV)
+        # not monkeypatch.delenv: it would record the value prepare_multiprocess_dir set and put it
+        # back at teardown, leaving every later test in this process in multiprocess mode
+        os.environ.pop(metrics.MULTIPROC_ENV)
     assert not os.path.exists(path)
 
 

@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from MLPipeline.config import DOMAINS, KINDS, REGRESSORS
+from MLPipeline.config import KINDS
+from MLPipeline.data import DataError
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.pipeline import RunConfig, _selection_task, fit_kinds
+from MLPipeline.models import make_model
+from MLPipeline.pipeline import RunConfig, fit_kinds, select
+from MLPipeline.sample_data import DEFAULT_QUEUES, REGRESSORS
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def test_fit_kinds_gives_every_kind_and_reuses_the_ensemble_members(models, seri
     assert not any(m is models["difference"] for m in members)  # not a member: fitted on its own
     # A reused member predicts what a standalone fit of that kind predicts.
     for kind in ("level", "difference"):
-        alone = GPForecaster(kind=kind).fit(series)
+        alone = make_model(kind).fit(series)
         np.testing.assert_allclose(models[kind].predict(6).to_numpy(), alone.predict(6).to_numpy(), rtol=1e-9)
 
 
@@ -54,18 +57,33 @@ def regressor_frame(helpful: bool, n: int = 72) -> pd.DataFrame:
     base = 500 + 3 * t + 40 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 8, n)
     y = base + (120 * lines if helpful else 0.0)
     index = pd.date_range("2014-01-01", periods=n, freq="MS", name="month")
-    return pd.DataFrame({DOMAINS[0]: y, REGRESSORS[0]: lines, REGRESSORS[1]: channels}, index=index)
+    return pd.DataFrame({DEFAULT_QUEUES[0]: y, REGRESSORS[0]: lines, REGRESSORS[1]: channels}, index=index)
 
 
 @pytest.mark.parametrize("helpful", [True, False], ids=["regressors-drive-y", "regressors-are-noise"])
-def test_auto_uses_the_regressors_only_where_the_training_backtest_says_they_help(helpful, tmp_path):
-    cfg = RunConfig(data_path=tmp_path / "unused.xlsx", output_dir=tmp_path, regressors="auto")
-    domain, details = _selection_task(DOMAINS[0], regressor_frame(helpful), cfg)
-    assert domain == DOMAINS[0] and details["uses_regressors"] is helpful
+def test_auto_uses_the_regressors_only_where_the_training_backtest_says_they_help(helpful):
+    frame = regressor_frame(helpful)
+    details = select(frame[DEFAULT_QUEUES[0]], frame[list(REGRESSORS)], "auto")
+    assert details["uses_regressors"] is helpful
     assert ("regressors used" if helpful else "univariate") in details["regressor_reason"]
     assert details["preferred"] in KINDS and details["backtest_other"]
 
 
-def test_regressor_mode_is_checked():
-    with pytest.raises(ValueError, match="regressors must be one of auto, always, never"):
-        RunConfig(data_path="x", output_dir="y", regressors="sometimes")
+def test_regressor_mode_and_kinds_are_checked():
+    with pytest.raises(ValueError, match="use_regressors must be one of auto, always, never"):
+        RunConfig(data_path="x", output_dir="y", use_regressors="sometimes")
+    with pytest.raises(DataError, match="kinds must be some of"):
+        RunConfig(data_path="x", output_dir="y", kinds=("level", "magic"))
+
+
+def test_without_a_backtest_auto_means_univariate_and_the_ensemble_is_served():
+    frame = regressor_frame(True)
+    details = select(frame[DEFAULT_QUEUES[0]], frame[list(REGRESSORS)], "auto", backtest=False)
+    assert details["uses_regressors"] is False and details["preferred"] == "ensemble"
+    assert "no backtest" in details["reason"]
+
+
+def test_seasonal_naive_alone_is_a_kind_to_train(series):
+    models = fit_kinds(series, kinds=("seasonal-naive",))
+    forecast = models["seasonal-naive"].predict(12)["mean"].to_numpy()
+    np.testing.assert_array_equal(forecast, series.iloc[-12:].to_numpy())

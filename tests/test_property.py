@@ -16,10 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from MLPipeline.config import DOMAINS, MIN_MONTHS, MONTH_FREQ, REGRESSORS
-from MLPipeline.data import DataError, load_workbook, validate_frame
+from MLPipeline.config import MIN_MONTHS, MONTH_FREQ
+from MLPipeline.data import DataError, load_panel, panel_from_table
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.sample_data import generate, to_workbook_frame
+from MLPipeline.models import make_model
+from MLPipeline.readers import RawTable
+from MLPipeline.sample_data import DEFAULT_QUEUES, REGRESSORS, generate, to_workbook_frame
 
 BOUNDED = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BASE = to_workbook_frame(generate(n_months=MIN_MONTHS + 6))
@@ -58,22 +60,29 @@ def damaged_frames(draw) -> pd.DataFrame:
     return frame
 
 
-def assert_tidy(frame: pd.DataFrame) -> None:
-    assert list(frame.columns) == list(DOMAINS) + list(REGRESSORS)
-    assert frame.index.name == "month" and frame.index.freqstr == MONTH_FREQ
-    assert len(frame) >= MIN_MONTHS and frame.index.is_monotonic_increasing and frame.index.is_unique
-    values = frame.to_numpy(dtype=float)
-    assert np.isfinite(values).all() and (values >= 0).all()
+def assert_tidy(panel) -> None:
+    assert len(panel) >= 1 and len(set(panel.ids)) == len(panel)
+    for s in panel:
+        assert len(s) >= MIN_MONTHS and np.isfinite(s.y).all() and (s.y >= 0).all()
+        if panel.regressors:
+            assert s.x.shape == (len(s), len(panel.regressors)) and np.isfinite(s.x).all()
+
+
+def _table(frame: pd.DataFrame) -> RawTable:
+    cells = frame.reset_index(drop=True).astype(object)
+    headers = list(cells.columns)
+    cells.columns = range(len(headers))
+    return RawTable("fuzz", headers, cells, np.arange(2, len(cells) + 2))
 
 
 @BOUNDED
 @given(damaged_frames())
-def test_validate_frame_gives_a_tidy_frame_or_data_error(raw):
+def test_panel_from_table_gives_a_tidy_panel_or_data_error(raw):
     try:
-        frame = validate_frame(raw)
+        panel = panel_from_table(_table(raw))
     except DataError:
         return
-    assert_tidy(frame)
+    assert_tidy(panel)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
@@ -88,10 +97,10 @@ def test_load_workbook_gives_a_tidy_frame_or_data_error(tmp_path_factory, suffix
     else:
         raw.to_excel(path, index=False, engine="openpyxl")
     try:
-        frame = load_workbook(path)
+        panel = load_panel(path)
     except DataError:
         return
-    assert_tidy(frame)
+    assert_tidy(panel)
 
 
 def monthly(n: int, start: str = "2015-01-01") -> pd.DatetimeIndex:
@@ -118,13 +127,13 @@ bad_series = st.one_of(
 @given(y=bad_series, kind=st.sampled_from(["level", "difference", "levels", ""]))
 def test_fit_refuses_bad_series_with_value_error_only(y, kind):
     with pytest.raises(ValueError):
-        GPForecaster(kind=kind).fit(y)
+        make_model(kind).fit(y)
 
 
 @pytest.fixture(scope="module")
 def fitted() -> GPForecaster:
     frame = generate(n_months=MIN_MONTHS + 12)
-    return GPForecaster(kind="difference").fit(frame[DOMAINS[0]], frame[list(REGRESSORS)])
+    return GPForecaster(kind="difference").fit(frame[DEFAULT_QUEUES[0]], frame[list(REGRESSORS)])
 
 
 months_arg = st.one_of(

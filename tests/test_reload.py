@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -205,3 +206,79 @@ def test_loaded_models_are_frozen_out_of_the_garbage_collectors_walks(output, tm
         assert tracked(second)
     finally:
         gc.freeze()
+
+
+# ------------------------------------------- the manifest on disk is the truth
+
+
+def test_workers_converge_on_the_manifest_on_disk(output, tmp_path):
+    """A reload in one worker, then a newer manifest before the other's next request: both end on
+    the newest (a marker naming the reloaded version used to leave the first one behind)."""
+    first = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    second = make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client()
+    publish_copy(output, "20991231T000000Z-v2")
+    assert first.post("/admin/reload", headers=AUTH).get_json()["model_version"] == "20991231T000000Z-v2"
+    publish_copy(output, "20991231T000000Z-v3")
+    assert [served_version(client) for client in (first, second, first)] == ["20991231T000000Z-v3"] * 3
+
+
+def test_a_manifest_replaced_on_disk_is_followed_without_a_reload_call(output, tmp_path):
+    """What a promote or rollback does: replace manifest.json atomically; every worker follows."""
+    workers = [make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client() for _ in range(2)]
+    publish_copy(output, "20991231T000000Z-promoted")
+    assert [served_version(client) for client in workers] == ["20991231T000000Z-promoted"] * 2
+
+
+def test_a_broken_manifest_is_refused_by_every_worker_the_same_way(output, tmp_path):
+    workers = [make_app(output, tmp_path, RELOAD_SYNC_SECONDS=0).test_client() for _ in range(2)]
+    old = served_version(workers[0])
+    assert served_version(workers[1]) == old
+    good = manifest(output)
+    corrupt_manifest(output)
+    answers = [client.get("/ready") for client in workers * 2]
+    assert {response.status_code for response in answers} == {200}  # still serving: still ready
+    checks = {response.get_json()["checks"]["manifest"] for response in answers}
+    assert len(checks) == 1 and checks.pop().startswith(f"refused, serving {old}: manifest")
+    assert [served_version(client) for client in workers] == [old, old]
+    write_manifest(output, good)  # put right: every worker says so again
+    assert {client.get("/ready").get_json()["checks"]["manifest"] for client in workers} == {"ok"}
+
+
+def test_a_manifest_that_is_a_fifo_is_refused_at_once_not_waited_on(output, tmp_path):
+    """Opening a FIFO for reading waits for a writer: the reload request hung for ever."""
+    client = make_app(output, tmp_path).test_client()
+    old = served_version(client)
+    (output / MANIFEST_NAME).unlink()
+    os.mkfifo(output / MANIFEST_NAME)
+    answer = {}
+    thread = threading.Thread(target=lambda: answer.update(r=client.post("/admin/reload", headers=AUTH)), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if thread.is_alive():  # the old code: let the reader go, then fail
+        with open(output / MANIFEST_NAME, "w"):
+            pass
+        thread.join(timeout=10)
+        pytest.fail("the reload waited on the FIFO")
+    assert answer["r"].status_code == 409
+    assert "not a regular file" in answer["r"].get_json()["error"]["message"]
+    assert served_version(client) == old
+
+
+def test_a_manifest_symlinked_outside_the_model_directory_is_refused(output, tmp_path):
+    client = make_app(output, tmp_path).test_client()
+    old = served_version(client)
+    body = manifest(output)
+    body["model_version"] = "20991231T000000Z-outside"
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(json.dumps(body))
+    (output / MANIFEST_NAME).unlink()
+    (output / MANIFEST_NAME).symlink_to(outside)
+    response = client.post("/admin/reload", headers=AUTH)
+    assert response.status_code == 409 and "outside the model directory" in response.get_json()["error"]["message"]
+    assert served_version(client) == old
+    # A link that stays inside (a promote may point manifest.json at a run's copy) is served.
+    inside = output / "runs" / "promoted.json"
+    inside.write_text(outside.read_text())
+    (output / MANIFEST_NAME).unlink()
+    (output / MANIFEST_NAME).symlink_to(inside.relative_to(output))
+    assert client.post("/admin/reload", headers=AUTH).get_json()["model_version"] == "20991231T000000Z-outside"

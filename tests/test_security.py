@@ -1,4 +1,4 @@
-"""Security of the API (issue 8): JSON depth and number limits, strict types, security headers,
+"""Security of the API: JSON depth and number limits, strict types, security headers,
 no debug mode or stack traces, no filesystem paths in /ready or reload answers.
 
 Covered elsewhere, not repeated: body size 413, empty/NaN/Infinity bodies and nesting past
@@ -13,10 +13,10 @@ import json
 import shutil
 
 import pytest
-from test_api import app, bundle, client, next_month  # noqa: F401 - fixtures and helper
 
 from service import create_app, inference
 from service.api import MAX_JSON_DEPTH, SECURITY_HEADERS
+from tests.conftest import next_month
 
 TOKEN = "s3cret-token"
 

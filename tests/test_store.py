@@ -1,7 +1,9 @@
-"""The prediction log on SQLite and on the real PostgreSQL server (TEST_DATABASE_URL).
+"""The prediction log on SQLite and on the real PostgreSQL (TEST_DATABASE_URL) and MySQL/MariaDB
+(TEST_MYSQL_URL) servers.
 
-PostgreSQL tests skip without TEST_DATABASE_URL, except under CI=true where they fail: CI must
-exercise the real server. Each PostgreSQL test works in its own schema, dropped afterwards.
+The server tests skip without their URL, except under CI=true where they fail: CI must exercise
+the real servers. Each works in its own PostgreSQL schema or MySQL database, dropped afterwards
+(the fixtures are in conftest.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import datetime as dt
 import os
 import threading
 import time
-import uuid
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -23,46 +25,15 @@ from service.store import PredictionLog, PredictionLogUnavailable
 UTC = dt.UTC
 
 
-def postgres_url() -> str:
-    """TEST_DATABASE_URL, or skip (fail under CI=true)."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but TEST_DATABASE_URL is not set: the PostgreSQL tests must run")
-        pytest.skip("TEST_DATABASE_URL not set")
-    return url
-
-
-@pytest.fixture
-def pg_schema_url():
-    """A URL whose search_path is a fresh schema on the test server; dropped after the test."""
-    base = store.normalise_url(postgres_url())
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return store.database_url(db_dir=tmp_path / "var")
-    return request.getfixturevalue("pg_schema_url")
-
-
 @pytest.fixture
 def log(db_url):
     prediction_log = PredictionLog(db_url)
     prediction_log.ensure_schema()
     yield prediction_log
     prediction_log.dispose()
+
+
+REGRESSORS = ("phone_lines", "channels")
 
 
 def prediction(domain="Healthcare", month="2021-03", mean=100.0, std=10.0, version="v1", **extra):
@@ -105,7 +76,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock(dt.datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
-    monkeypatch.setattr(store, "utcnow", fake)
+    monkeypatch.setattr(store.predictions, "utcnow", fake)
     return fake
 
 
@@ -117,6 +88,12 @@ def test_plain_postgres_urls_use_psycopg3():
     assert store.normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store.normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store.normalise_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_plain_mysql_urls_use_pymysql():
+    assert store.normalise_url("mysql://root@127.0.0.1:3306/test") == "mysql+pymysql://root@127.0.0.1:3306/test"
+    assert store.normalise_url("mariadb://u:p@h/db") == "mariadb+pymysql://u:p@h/db"
+    assert store.normalise_url("mysql+mysqldb://u@h/db") == "mysql+mysqldb://u@h/db"  # a chosen driver stays
 
 
 def test_default_location_is_var_beside_the_models_or_prediction_db_dir(monkeypatch, tmp_path):
@@ -148,6 +125,76 @@ def test_postgresql_statements_time_out_and_url_options_are_kept(pg_schema_url):
     engine.dispose()
 
 
+def mysql_variables(engine: sa.Engine, *names: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return dict(zip(names, conn.exec_driver_sql(f"SELECT {', '.join('@@' + n for n in names)}").one(),
+                        strict=True))
+
+
+def test_mysql_sessions_have_limits_strict_mode_and_utf8mb4(mysql_database_url):
+    engine = store.create_engine(mysql_database_url)
+    try:
+        mariadb = "mariadb" in mysql_variables(engine, "version")["version"].lower()
+        limit = "max_statement_time" if mariadb else "max_execution_time"
+        found = mysql_variables(engine, limit, "lock_wait_timeout", "innodb_lock_wait_timeout", "sql_mode",
+                                "character_set_connection")
+        assert float(found[limit]) == (10 if mariadb else 10_000)
+        assert found["lock_wait_timeout"] == found["innodb_lock_wait_timeout"] == 10
+        assert "STRICT_ALL_TABLES" in found["sql_mode"].split(",")
+        assert found["character_set_connection"] == "utf8mb4"
+    finally:
+        engine.dispose()
+
+
+def test_mysql_tables_keep_microseconds_doubles_and_case(mysql_database_url):
+    engine = store.create_engine(mysql_database_url)
+    store.migrate(engine)
+    database = sa.engine.make_url(mysql_database_url).database
+    with engine.connect() as conn:
+        tables = dict(conn.execute(sa.text(
+            "SELECT table_name, CONCAT(engine, ' ', table_collation) FROM information_schema.tables "
+            "WHERE table_schema = :db AND table_name IN ('prediction_log', 'actuals')"), {"db": database}).all())
+        columns = dict(conn.execute(sa.text(
+            "SELECT CONCAT(table_name, '.', column_name), column_type FROM information_schema.columns "
+            "WHERE table_schema = :db"), {"db": database}).all())
+    engine.dispose()
+    assert tables == {"prediction_log": "InnoDB utf8mb4_bin", "actuals": "InnoDB utf8mb4_bin"}
+    assert columns["prediction_log.created_at"] == columns["actuals.updated_at"] == "datetime(6)"
+    assert {columns[f"prediction_log.{name}"] for name in ("mean", "std", "lower_95")} == {"double"}
+    assert columns["prediction_log.regressors"] == "text"
+    assert columns["actuals.value"] == "double"
+
+
+def test_mysql_migration_lock_is_freed_and_no_pooled_connection_keeps_the_lifted_limit(mysql_database_url):
+    engine = store.create_engine(mysql_database_url)
+    try:
+        store.migrate(engine)
+        mariadb = engine.dialect.is_mariadb
+        limit = "max_statement_time" if mariadb else "max_execution_time"
+        with engine.connect() as conn:
+            lock = f"CONCAT('{store.MYSQL_MIGRATION_LOCK}', MD5(DATABASE()))"
+            assert conn.exec_driver_sql(f"SELECT IS_FREE_LOCK({lock})").scalar() == 1
+        assert engine.pool.checkedin() >= 1  # the check above went back to the pool...
+        for _ in range(engine.pool.checkedin() + 1):  # ...and no pooled session has the limit lifted
+            assert float(mysql_variables(engine, limit)[limit]) > 0
+    finally:
+        engine.dispose()
+
+
+def test_the_servers_refuse_a_value_too_long_instead_of_truncating_it(server_db_url):
+    log = PredictionLog(server_db_url)
+    try:
+        log.ensure_schema()
+        too_long = "x" * (store.DOMAIN_LENGTH + 1)
+        with pytest.raises(PredictionLogUnavailable):
+            log.record("req", "/predict", [prediction(domain=too_long)])
+        with pytest.raises(PredictionLogUnavailable):
+            log.upsert_actuals([{"month": "2021-01", "domain": too_long, "value": 1.0}])
+        assert count_rows(log) == 0 and count_rows(log, store.actuals) == 0
+    finally:
+        log.dispose()
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -156,7 +203,7 @@ def test_schema_is_created_twice_without_error_and_matches_the_tables(db_url):
     store.migrate(engine)
     store.migrate(engine)  # second run: already at head, nothing to do
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
         diffs = compare_metadata(MigrationContext.configure(conn), store.metadata)
     engine.dispose()
     # The hand-written migration and the live table definitions agree.
@@ -221,7 +268,7 @@ def test_record_writes_one_row_per_prediction(log, clock):
     rows = [prediction(domain=d) for d in ("Healthcare", "Telecom", "Banking")]
     log.record("req-1", "/predict", rows)
     clock.tick()
-    log.record("req-2", "/forecast", [prediction(month="2021-04-30", mean=7.5, std=0.5)])
+    log.record("req-2", "/forecast", [prediction(month="2021-04-30", mean=7.5, std=0.5)], REGRESSORS)
     assert count_rows(log) == 4
 
     page, cursor = log.predictions(limit=10)
@@ -237,8 +284,9 @@ def test_record_writes_one_row_per_prediction(log, clock):
         7.5 - 19.6,
         7.5 + 19.6,
     )
-    assert (newest["phone_lines"], newest["channels"], newest["model_version"]) == (4.0, 2.0, "v1")
+    assert (newest["regressors"], newest["model_version"]) == ({"phone_lines": 4.0, "channels": 2.0}, "v1")
     assert sorted(r["domain"] for r in page[1:]) == ["Banking", "Healthcare", "Telecom"]
+    assert all(r["regressors"] == {} for r in page[1:])  # recorded without regressor names
     assert {r["request_id"] for r in page[1:]} == {"req-1"}
 
 
@@ -255,13 +303,14 @@ def test_missing_interval_levels_are_stored_as_null(log):
 def test_the_generic_insert_stores_what_the_fast_one_stores(log, monkeypatch):
     """Drivers without positional markers take the Core insert; the stored rows are the same."""
     rows = [prediction(month="2021-03", phone_lines=None), prediction(domain="Banking", month="2021-04")]
-    log.record("fast", "/predict", rows)
-    monkeypatch.setattr(store, "_insert_plan", lambda dialect: None)
-    log.record("generic", "/predict", rows)
+    log.record("fast", "/predict", rows, REGRESSORS)
+    monkeypatch.setattr(store.predictions, "_insert_plan", lambda dialect: None)
+    log.record("generic", "/predict", rows, REGRESSORS)
     stored, _ = log.predictions()
     by_request = {rid: [{k: v for k, v in r.items() if k not in ("id", "request_id", "created_at")}
                         for r in stored if r["request_id"] == rid] for rid in ("fast", "generic")}
     assert len(by_request["fast"]) == 2 and by_request["fast"] == by_request["generic"]
+    assert sorted(r["regressors"]["phone_lines"] or 0 for r in by_request["fast"]) == [0, 4.0]
 
 
 def test_an_empty_request_writes_nothing(log):
@@ -272,7 +321,7 @@ def test_an_empty_request_writes_nothing(log):
 def test_sqlite_checkpoints_happen_off_the_request_path(tmp_path, monkeypatch):
     """Writers only checkpoint past the safety limit; the log's own thread moves the WAL into the
     database file soon after writes (the file grows without any further request)."""
-    monkeypatch.setattr(store, "CHECKPOINT_EVERY_S", 0.05)
+    monkeypatch.setattr(store.predictions, "CHECKPOINT_EVERY_S", 0.05)
     log = PredictionLog(store.database_url(db_dir=tmp_path))
     try:
         log.ensure_schema()
@@ -356,6 +405,34 @@ def test_a_cursor_it_did_not_make_is_refused(log):
 
 
 # --------------------------------------------------------------------------- actuals & accuracy
+
+
+def test_domains_keep_their_case_and_any_unicode(log, clock):
+    names = ["Sales", "sales", "Support \N{TELEPHONE RECEIVER}", "Ops \N{BLACK TELEPHONE}\U0001F4DE"]
+    log.record("req", "/predict", [prediction(domain=name) for name in names])
+    log.upsert_actuals([{"month": "2021-03", "domain": name, "value": float(i)} for i, name in enumerate(names)])
+    rows, _ = log.predictions(limit=10)
+    assert sorted(r["domain"] for r in rows) == sorted(names)
+    assert {a["domain"]: a["value"] for a in log.actuals()} == {name: float(i) for i, name in enumerate(names)}
+    assert [r["request_id"] for r in log.predictions(domain="sales")[0]] == ["req"]
+
+
+def test_timestamps_keep_their_microseconds(log, clock):
+    clock.now = clock.now.replace(microsecond=123_456)
+    log.record("a", "/predict", [prediction()])
+    clock.tick(0.000_001)
+    log.record("b", "/predict", [prediction()])
+    first, cursor = log.predictions(limit=1)
+    assert first[0]["request_id"] == "b" and first[0]["created_at"] == "2026-01-01T12:00:00.123457Z"
+    second, _ = log.predictions(limit=1, cursor=cursor)  # the cursor tells the two apart
+    assert second[0]["request_id"] == "a" and second[0]["created_at"] == "2026-01-01T12:00:00.123456Z"
+
+
+def test_floats_keep_double_precision(log):
+    mean = 123_456.789_012_345_6
+    log.record("req", "/predict", [prediction(mean=mean, std=1 / 3)])
+    (row,), _ = log.predictions()
+    assert row["mean"] == mean and row["std"] == 1 / 3  # exact: no single-precision column
 
 
 def test_actuals_are_upserted_per_month_and_domain(log):
@@ -547,3 +624,13 @@ def test_sqlite_writers_take_turns_through_the_gate_beside_the_database(tmp_path
         other.dispose()
     finally:
         log.dispose()
+
+
+def test_series_ids_of_any_characters_and_length_are_stored_exactly(log):
+    ids = ["Zürich – Süd", "../x", "a/b", 'quote "q"', "客服中心", "x" * store.DOMAIN_LENGTH, "Travel", "TRAVEL"]
+    log.record("ids", "/predict", [prediction(domain=sid) for sid in ids], REGRESSORS)
+    log.upsert_actuals([{"month": "2021-03", "domain": sid, "value": 1.0} for sid in ids])
+    stored, _ = log.predictions(limit=100)
+    assert sorted(r["domain"] for r in stored) == sorted(ids)
+    assert sorted(a["domain"] for a in log.actuals()) == sorted(ids)
+    assert {d["domain"] for d in log.accuracy()["domains"]} == set(ids)

@@ -44,11 +44,12 @@ detect_arch() {
 
 # detect_distro: sets PLATFORM_ID (ubuntu|debian|amzn), PLATFORM_FAMILY (debian|amzn),
 # PLATFORM_VERSION, PLATFORM_CODENAME (apt suite; empty on Amazon Linux) and
-# PLATFORM_PKG (apt-get|dnf|yum). Ubuntu derivatives (ID_LIKE=ubuntu) count as Ubuntu.
+# PLATFORM_PKG (apt-get|dnf). Ubuntu derivatives (ID_LIKE=ubuntu) count as Ubuntu.
+# Amazon Linux 2 is refused: its support ended on 2026-06-30 (AL2023 is supported to 2029).
 detect_distro() {
   local file=${OS_RELEASE_FILE:-/etc/os-release}
   if [[ ! -r $file ]]; then
-    printf 'error: cannot read %s; supported systems: Ubuntu, Debian, Amazon Linux 2/2023\n' "$file" >&2
+    printf 'error: cannot read %s; supported systems: Ubuntu, Debian, Amazon Linux 2023\n' "$file" >&2
     return 1
   fi
   local id id_like version codename ubuntu_codename
@@ -67,10 +68,13 @@ detect_distro() {
     amzn)
       PLATFORM_ID=amzn PLATFORM_FAMILY=amzn PLATFORM_CODENAME=
       case $version in
-        2) PLATFORM_PKG=yum ;;
         2023*) PLATFORM_PKG=dnf ;;
+        2)
+          printf 'error: Amazon Linux 2 reached its end of support on 2026-06-30; use Amazon Linux 2023\n' >&2
+          return 1
+          ;;
         *)
-          printf 'error: unsupported Amazon Linux version %s (supported: 2, 2023)\n' "${version:-?}" >&2
+          printf 'error: unsupported Amazon Linux version %s (supported: 2023)\n' "${version:-?}" >&2
           return 1
           ;;
       esac
@@ -80,7 +84,7 @@ detect_distro() {
         PLATFORM_ID=ubuntu PLATFORM_FAMILY=debian PLATFORM_PKG=apt-get
         PLATFORM_CODENAME=$ubuntu_codename
       else
-        printf 'error: unsupported distribution %s (supported: Ubuntu, Debian, Amazon Linux 2/2023)\n' "${id:-unknown}" >&2
+        printf 'error: unsupported distribution %s (supported: Ubuntu, Debian, Amazon Linux 2023)\n' "${id:-unknown}" >&2
         return 1
       fi
       ;;
@@ -121,7 +125,7 @@ pkg_install() {
       fi
       DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
       ;;
-    dnf | yum) "$PLATFORM_PKG" install -y -q "$@" ;;
+    dnf) dnf install -y -q "$@" ;;
     *) die "no package manager detected (run detect_platform first)" ;;
   esac
 }

@@ -1,6 +1,39 @@
-// The dashboard's prediction form: POST /predict as JSON, then show the answer or the error inline.
-// Served from static/ so the page's Content-Security-Policy needs no inline script.
+// The dashboard's prediction form: POST /predict as JSON, then show the answer or the error inline;
+// and the series picker's suggestions (GET /series?q=...). Served from static/ so the page's
+// Content-Security-Policy needs no inline script.
 "use strict";
+
+(function () {
+  const picker = document.getElementById("series-input");
+  const options = document.getElementById("series-options");
+  if (picker && options) {
+    let pending = null;
+    picker.addEventListener("input", function () {
+      const text = picker.value.trim();
+      clearTimeout(pending);
+      if (!text) {
+        return;
+      }
+      pending = setTimeout(async function () {
+        try {
+          const response = await fetch("/series?limit=20&q=" + encodeURIComponent(text),
+            { headers: { Accept: "application/json" } });
+          if (!response.ok) {
+            return;
+          }
+          const data = await response.json();
+          options.replaceChildren(...data.series.map(function (s) {
+            const option = document.createElement("option");
+            option.value = s.id;
+            return option;
+          }));
+        } catch (_) {
+          // suggestions are a convenience; the form still submits
+        }
+      }, 150);
+    });
+  }
+})();
 
 (function () {
   const form = document.getElementById("predict-form");
@@ -13,7 +46,8 @@
   const tbody = document.querySelector("#predict-table tbody");
   const general = document.getElementById("predict-error");
   // API error "field" (its first name: "instances[0].month" -> "instances") -> the element showing it
-  const FIELDS = ["month", "phone_lines", "channels", "domains"];
+  const REGRESSORS = (form.dataset.regressors || "").split(",").filter(Boolean);
+  const FIELDS = ["month", "domains"].concat(REGRESSORS);
 
   const calls = (value) => Math.round(value).toLocaleString("en-US");
 
@@ -69,11 +103,12 @@
       cell(row, calls(p.mean), true);
       cell(row, calls(p.lower_80) + " – " + calls(p.upper_80), true);
       cell(row, calls(p.lower_95) + " – " + calls(p.upper_95), true);
-      cell(row, String(p.phone_lines), true);
-      cell(row, String(p.channels), true);
+      for (const name of REGRESSORS) {
+        cell(row, String(p[name]), true);
+      }
       tbody.appendChild(row);
     }
-    let text = "Model " + data.model_version + " · calls per month, 80% and 95% prediction intervals.";
+    let text = "Model " + data.model_version + " · volume per month, 80% and 95% prediction intervals.";
     if (data.assumption) {
       text += " Note: " + data.assumption + ".";
     }
@@ -84,11 +119,14 @@
   async function send(event) {
     event.preventDefault();
     clearErrors();
+    const typed = document.querySelector('input[name="domains"][type="text"]');
     const body = {
       month: document.getElementById("month").value.trim(),
-      domains: Array.from(form.querySelectorAll('input[name="domains"]:checked'), (box) => box.value),
+      domains: typed
+        ? [typed.value.trim()]
+        : Array.from(form.querySelectorAll('input[name="domains"]:checked'), (box) => box.value),
     };
-    for (const name of ["phone_lines", "channels"]) {
+    for (const name of REGRESSORS) {
       const value = numberField(name);
       if (value === null) {
         showError(name, "enter a number (or leave it empty to use the assumed value)");

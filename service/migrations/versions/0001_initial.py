@@ -6,17 +6,32 @@ Create Date: 2026-11-23
 
 A frozen copy of the schema as it was at this revision: later changes go in new revisions, never
 here, and never by importing the live tables from service.store.
+
+The MySQL/MariaDB variants (DOUBLE, DATETIME(6), InnoDB utf8mb4_bin tables) were added when that
+backend was: they change no SQLite or PostgreSQL DDL, and no MySQL database predates them.
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+_MYSQL = ("mysql", "mariadb")
+_MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+
+
+def _float() -> sa.Float:
+    return sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), *_MYSQL)
+
+
+def _timestamp() -> sa.DateTime:
+    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), *_MYSQL)
 
 
 def upgrade() -> None:
@@ -29,20 +44,21 @@ def upgrade() -> None:
             autoincrement=True,
         ),
         sa.Column("request_id", sa.String(128), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", _timestamp(), nullable=False),
         sa.Column("endpoint", sa.String(32), nullable=False),
         sa.Column("domain", sa.String(32), nullable=False),
         sa.Column("month", sa.Date, nullable=False),
-        sa.Column("phone_lines", sa.Float),
-        sa.Column("channels", sa.Float),
+        sa.Column("phone_lines", _float()),
+        sa.Column("channels", _float()),
         sa.Column("model_version", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("mean", sa.Float, nullable=False),
-        sa.Column("std", sa.Float, nullable=False),
-        sa.Column("lower_80", sa.Float),
-        sa.Column("upper_80", sa.Float),
-        sa.Column("lower_95", sa.Float),
-        sa.Column("upper_95", sa.Float),
+        sa.Column("mean", _float(), nullable=False),
+        sa.Column("std", _float(), nullable=False),
+        sa.Column("lower_80", _float()),
+        sa.Column("upper_80", _float()),
+        sa.Column("lower_95", _float()),
+        sa.Column("upper_95", _float()),
+        **_MYSQL_TABLE,
     )
     op.create_index("ix_prediction_log_created", "prediction_log", ["created_at", "id"])
     op.create_index("ix_prediction_log_domain_month", "prediction_log", ["domain", "month"])
@@ -50,8 +66,9 @@ def upgrade() -> None:
         "actuals",
         sa.Column("month", sa.Date, primary_key=True),
         sa.Column("domain", sa.String(32), primary_key=True),
-        sa.Column("value", sa.Float, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("value", _float(), nullable=False),
+        sa.Column("updated_at", _timestamp(), nullable=False),
+        **_MYSQL_TABLE,
     )
 
 

@@ -1,6 +1,13 @@
-"""/predictions, /actuals and /accuracy through the Flask test client, plus the 503 policy."""
+"""/predictions, /actuals and /accuracy through the Flask test client, plus the 503 policy.
+
+The routes that read and write the log run on every backend (SQLite, and the PostgreSQL and
+MySQL/MariaDB servers when their TEST_* URLs are set; conftest.py); the validation tests on SQLite.
+"""
 
 from __future__ import annotations
+
+import base64
+import json
 
 import pytest
 
@@ -22,6 +29,24 @@ def app(tmp_path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def db_app(tmp_path, db_url):
+    """The app with its log on each backend in turn (an empty database each time)."""
+    config = {"LOAD_MODELS": False, "OUTPUT_DIR": str(tmp_path / "Output")}
+    if db_url.startswith("sqlite"):
+        config["PREDICTION_DB_DIR"] = str(tmp_path / "var")
+    else:
+        config["DATABASE_URL"] = db_url
+    app = create_app(config)
+    yield app
+    app.extensions[EXTENSION_KEY].dispose()
+
+
+@pytest.fixture
+def db_client(db_app):
+    return db_app.test_client()
 
 
 def logged(month="2021-03", domain="Healthcare", mean=100.0, version="v1"):
@@ -48,14 +73,16 @@ def assert_error(response, status, code, field):
     }
 
 
-def test_the_store_is_attached_and_reported_on_ready(app, client):
+def test_the_store_is_attached_and_reported_on_ready(db_app, db_client):
+    app, client = db_app, db_client
     assert isinstance(app.extensions[EXTENSION_KEY], PredictionLog)
     body = client.get("/ready").get_json()
     assert body["checks"]["database"] == "ok"
 
 
-def test_predictions_are_listed_filtered_and_paged(app, client):
-    log = app.extensions[EXTENSION_KEY]
+def test_predictions_are_listed_filtered_and_paged(db_app, db_client):
+    client = db_client
+    log = db_app.extensions[EXTENSION_KEY]
     for i in range(7):
         log.record(f"r{i}", "predict", [logged(f"2021-{i + 1:02d}"), logged(f"2021-{i + 1:02d}", "Banking")])
 
@@ -81,7 +108,6 @@ def test_predictions_are_listed_filtered_and_paged(app, client):
     [
         ("limit=1001", "invalid_value", "limit"),
         ("limit=0", "invalid_value", "limit"),
-        ("domain=Nowhere", "unknown_domain", "domain"),
         ("month_from=2021-13", "invalid_month", "month_from"),
         ("created_since=yesterday", "invalid_value", "created_since"),
         ("cursor=not-a-cursor", "invalid_cursor", "cursor"),
@@ -92,8 +118,38 @@ def test_bad_queries_are_422_with_the_field(client, query, code, field):
     assert_error(client.get(f"/predictions?{query}"), 422, code, field)
 
 
-def test_actuals_are_upserted_and_feed_accuracy(app, client):
-    app.extensions[EXTENSION_KEY].record("r", "predict", [logged("2021-01", mean=100.0)])
+def forged_cursor(stamp: str, row_id) -> str:
+    raw = json.dumps([stamp, row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.fixture
+def any_client(db_app):
+    """A client whose log (on each backend in turn) holds one row."""
+    db_app.extensions[EXTENSION_KEY].record("r", "predict", [logged()])
+    return db_app.test_client()
+
+
+@pytest.mark.parametrize(
+    "query, code, field",
+    [
+        # Values that pass a loose parse and then overflow the database or the calendar: they were
+        # a 500 (SQLite) or a 503 "prediction log unavailable" (PostgreSQL), never the client's 422.
+        (f"cursor={forged_cursor('2024-01-01T00:00:00Z', 2**63)}", "invalid_cursor", "cursor"),
+        (f"cursor={forged_cursor('2024-01-01T00:00:00Z', -1)}", "invalid_cursor", "cursor"),
+        (f"cursor={forged_cursor('9999-12-31T23:59:59-01:00', 5)}", "invalid_cursor", "cursor"),
+        ("created_since=9999-12-31T23:59:59-01:00", "invalid_value", "created_since"),
+        ("created_since=0001-01-01T00:00:00%2B01:00", "invalid_value", "created_since"),
+    ],
+)
+def test_values_past_what_the_log_can_hold_are_422_on_every_backend(any_client, query, code, field):
+    assert_error(any_client.get(f"/predictions?{query}"), 422, code, field)
+    assert any_client.get("/predictions?cursor=" + forged_cursor("2024-01-01T00:00:00Z", 2**63 - 1)).status_code == 200
+
+
+def test_actuals_are_upserted_and_feed_accuracy(db_app, db_client):
+    client = db_client
+    db_app.extensions[EXTENSION_KEY].record("r", "predict", [logged("2021-01", mean=100.0)])
     response = client.post("/actuals", json={"month": "2021-01", "domain": "Healthcare", "value": 90})
     assert response.status_code == 200
     assert response.get_json() == {
@@ -118,7 +174,7 @@ def test_actuals_are_upserted_and_feed_accuracy(app, client):
         ({"month": "2021-01", "domain": "Healthcare", "value": "90"}, "invalid_value", "value"),  # strict
         ({"month": "2021-01", "domain": "Healthcare", "value": -1}, "invalid_value", "value"),
         ({"month": "2021-1x", "domain": "Healthcare", "value": 1}, "invalid_month", "month"),
-        ({"month": "2021-01", "domain": "Retail", "value": 1}, "unknown_domain", "domain"),
+        ({"month": "2021-01", "domain": "x" * 201, "value": 1}, "unknown_domain", "domain"),
         ({"month": "2021-01", "value": 1}, "missing_field", "domain"),
         ({"actuals": []}, "invalid_value", "actuals"),
         (

@@ -1,4 +1,4 @@
-"""The exponential-smoothing ensemble members, damped-trend ETS and Theta (MLPipeline/smoothing.py, issue 4)."""
+"""The exponential-smoothing ensemble members, damped-trend ETS and Theta (MLPipeline/smoothing.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from conftest import holdout_coverage
 
+from MLPipeline.ensemble import Ensemble
 from MLPipeline.forecaster import GPForecaster
 from MLPipeline.smoothing import DampedETS, Theta
 
@@ -112,7 +113,7 @@ def test_regressors_are_ignored():
 
 def test_ensemble_includes_the_smoothing_members():
     y = ets_series(5, 60)
-    model = GPForecaster("ensemble").fit(y)
+    model = Ensemble().fit(y)
     assert [type(m) for m in model.members_ if not isinstance(m, GPForecaster)] == [DampedETS, Theta]
     assert {"damped-ets", "theta"} <= {m["kind"] for m in model.describe()["members"]}
     past = model.predict_at(y.index[12:18])

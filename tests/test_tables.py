@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from MLPipeline.artifacts import load_bundle
-from MLPipeline.config import DOMAINS, KINDS
-from MLPipeline.months import format_month
+from MLPipeline.config import KINDS
+from MLPipeline.months import format_month, ordinal_index
 from MLPipeline.pipeline import RunConfig, run
+from MLPipeline.sample_data import DEFAULT_QUEUES
 from service import create_app
 from tests.conftest import write_frame
 
@@ -21,7 +22,7 @@ def univariate_output(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("univariate")
     data = write_frame(to_workbook_frame(generate(n_months=36)), root / "short.xlsx")
-    run(RunConfig(data_path=data, output_dir=root / "Output", plots=False, regressors="never"))
+    run(RunConfig(data_path=data, output_dir=root / "Output", plots=False, use_regressors="never"))
     return root / "Output"
 
 
@@ -34,7 +35,7 @@ def client(univariate_output, tmp_path_factory):
 
 def test_no_model_uses_regressors(univariate_output):
     bundle = load_bundle(univariate_output)
-    assert {bundle.models[(d, k)].regressors_ for d in DOMAINS for k in KINDS} == {()}
+    assert {bundle.models[(d, k)].regressors_ for d in DEFAULT_QUEUES for k in KINDS} == {()}
 
 
 def test_predict_says_the_regressors_change_nothing(client, univariate_output):
@@ -72,10 +73,11 @@ def test_the_preferred_models_are_precomputed_for_every_month_they_serve(loaded)
     from service.tables import TABLE_LEVELS
 
     bundle = loaded.bundle
-    assert set(loaded.tables) == {(d, bundle.preferred[d]) for d in DOMAINS}
+    assert set(loaded.tables) == {(d, bundle.preferred[d]) for d in DEFAULT_QUEUES}
     for (domain, kind), table in loaded.tables.items():
         forecaster = bundle.models[(domain, kind)]
-        months = pd.date_range(forecaster.first_month(), loaded.last_month, freq="MS")
+        last = ordinal_index([loaded.series[domain].last_served])[0]
+        months = pd.date_range(forecaster.first_month(), last, freq="MS")
         assert len(table.values) == len(months)
         ordinals = months.year * 12 + months.month - 1
         for i in (0, 1, len(months) // 2, len(months) - 1):  # one month per call: the reference
@@ -102,11 +104,12 @@ def test_predict_equals_predict_at_with_and_without_the_table(client, loaded, le
 
 
 def test_a_model_with_regressors_gets_no_table(trained_output):
-    from service.tables import MonthTable, build_tables
+    from service.loaded import prepare
+    from service.tables import MonthTable
 
     bundle = load_bundle(trained_output)
     with_x = {key: m for key, m in bundle.models.items() if m.regressors_}
     assert with_x  # the shared fixture trains with regressors, else this test could not fail
-    assert build_tables(with_x, lambda m: m.first_month(), bundle.train_end) == {}
+    assert not set(prepare(bundle).tables) & set(with_x)
     with pytest.raises(ValueError, match="without regressors"):
         MonthTable(next(iter(with_x.values())), bundle.train_start, bundle.train_end)

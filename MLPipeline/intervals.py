@@ -1,0 +1,40 @@
+"""Prediction-interval levels and the column names every model's predictions share.
+
+Each model's array path returns ``(n, 2 + 2 * levels)`` arrays whose columns are
+:func:`interval_columns`: mean, std, then lower/upper for each level; levels are validated once, here.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+
+def level_label(level: float) -> str:
+    """Column suffix for an interval level: 80 -> '80', 97.5 -> '97.5'."""
+    return f"{float(level):g}"
+
+
+def interval_columns(levels: Iterable[float]) -> list[str]:
+    """``['mean', 'std', 'lower_80', 'upper_80', ...]`` for the given levels."""
+    cols = ["mean", "std"]
+    for lv in levels:
+        cols += [f"lower_{level_label(lv)}", f"upper_{level_label(lv)}"]
+    return cols
+
+
+def check_levels(level) -> tuple[float, ...]:
+    """Validate interval levels (percent, each strictly between 0 and 100)."""
+    values = (level,) if isinstance(level, numbers.Real) else tuple(level)
+    if not values:
+        raise ValueError("level must name at least one interval level, e.g. level=(80, 95)")
+    out = []
+    for lv in values:
+        if isinstance(lv, bool) or not isinstance(lv, numbers.Real) or not np.isfinite(lv):
+            raise ValueError(f"level {lv!r} is not a number; use percentages such as 80 or 95")
+        if not 0 < lv < 100:
+            raise ValueError(f"level {lv!r} is outside (0, 100); use percentages such as 80 or 95")
+        out.append(float(lv))
+    return tuple(out)

@@ -1,0 +1,219 @@
+"""The model a worker serves: one verified bundle plus what requests need, computed once at load.
+
+:func:`prepare` checks that a freshly loaded bundle can answer (every model predicts finitely) and
+builds a :class:`LoadedModel`: per series its served range, its regressor history and the values
+assumed for months after its window, the month tables of the univariate preferred models
+(:mod:`service.tables`), the orders the dashboard and ``GET /series`` page through, and the body
+of ``GET /model``. Nothing here is per request, and nothing a request does costs O(series).
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from MLPipeline.artifacts import ModelBundle, SeriesInfo
+from MLPipeline.config import SEASON_LENGTH
+from MLPipeline.months import format_ordinal, ordinal_index
+from service.cache import PredictionCache
+from service.metrics import series_labels
+from service.schemas import MAX_HORIZON
+from service.tables import MonthTable
+
+#: GET /model lists the models of this many series (GET /series pages through all of them).
+MODEL_INFO_SERIES = 50
+
+
+@dataclass(frozen=True)
+class ServedSeries:
+    """One series as the service sees it (periods are month ordinals)."""
+
+    info: SeriesInfo
+    last_served: int
+    #: the series' regressor rows over its training window (None without regressors)
+    x: np.ndarray | None
+    #: regressor values assumed for months after the window: the median of the last 12 training months
+    assumed: np.ndarray | None
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def regressors_at(self, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, from_history) for months: the training data's rows inside the window, else the
+        assumed values; ``from_history`` marks the rows taken from the data."""
+        inside = (ordinals >= self.info.first) & (ordinals <= self.info.last)
+        rows = np.tile(self.assumed, (len(ordinals), 1))
+        rows[inside] = self.x[ordinals[inside] - self.info.first]
+        return rows, inside
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    bundle: ModelBundle
+    version: str
+    loaded_at: str
+    regressors: tuple[str, ...]
+    series: dict[str, ServedSeries]  # in data order
+    info: dict[str, Any] = field(default_factory=dict)
+    #: (series, kind) -> MonthTable for the preferred models without regressors
+    tables: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+    #: answers already computed for this model (service.cache); a reload starts a new one
+    cache: PredictionCache = field(default_factory=PredictionCache, compare=False, repr=False)
+    #: series ids sorted for listings: "data", "volume" (recent mean, largest first), "error" (holdout
+    #: sMAPE, worst first; series without one last)
+    orders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+    #: series with their own label value in the Prometheus metrics (service.metrics)
+    metric_series: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    #: (casefolded id, id), sorted: prefix search in O(log n)
+    by_name: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    _folded: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self.series)
+
+    def forecaster(self, series_id: str, kind: str):
+        return self.bundle.models[(series_id, kind)]
+
+    def kind_for(self, series_id: str, requested: str | None) -> str:
+        return requested or self.series[series_id].info.preferred
+
+    def close_matches(self, name: str, n: int = 5) -> list[str]:
+        """Up to ``n`` series ids like ``name``: same letters ignoring case first, then similar ones.
+
+        Only on the error path; the similarity search is bounded to ids of similar length.
+        """
+        key = name.casefold()
+        folded = self._folded.get(key, [])
+        if len(folded) >= n:
+            return folded[:n]
+        width = max(3, len(name) // 3)
+        nearby = [k for k in self._folded if abs(len(k) - len(key)) <= width][:20_000]
+        similar = [sid for k in difflib.get_close_matches(key, nearby, n=n, cutoff=0.6) for sid in self._folded[k]]
+        return list(dict.fromkeys(folded + similar))[:n]
+
+
+def _assumed(x: np.ndarray | None) -> np.ndarray | None:
+    if x is None:
+        return None
+    return np.median(x[-SEASON_LENGTH:], axis=0)
+
+
+def _smape_of(bundle: ModelBundle, series_id: str) -> float:
+    metrics = (bundle.manifest.get("metrics") or {}).get(series_id) or {}
+    value = (metrics.get(bundle.series[series_id].preferred) or {}).get("smape")
+    return float("inf") if value is None else float(value)
+
+
+def prepare(bundle: ModelBundle) -> LoadedModel:
+    """Check a freshly loaded bundle can serve, and precompute what requests need."""
+    if not bundle.series:
+        raise ValueError("the manifest names no series")
+    regressors = tuple(bundle.regressors)
+    served = {}
+    for sid, info in bundle.series.items():
+        history = bundle.history[sid]
+        x = history.x if regressors else None
+        if x is not None and (history.start != info.first or len(history) != info.last - info.first + 1):
+            raise ValueError(f"the saved data of series {sid!r} does not cover its training window")
+        served[sid] = ServedSeries(info, info.last + MAX_HORIZON, x, _assumed(x))
+    tables = {}
+    for (sid, kind), forecaster in bundle.models.items():  # every model must predict, finitely
+        s = served[sid]
+        end = ordinal_index([s.info.last])
+        frame = None if not forecaster.regressors_ else _frame(s.x[-1:], end, regressors)
+        check = forecaster.predict_at(end, X=frame, level=(95,))
+        if not np.isfinite(check.to_numpy(dtype=float)).all():
+            raise ValueError(f"model {sid}/{kind} predicts non-finite values")
+        if kind == s.info.preferred and not forecaster.regressors_:
+            # The preferred univariate models answer most requests: their whole range, precomputed.
+            tables[(sid, kind)] = MonthTable(forecaster, forecaster.first_month(), ordinal_index([s.last_served])[0])
+    folded: dict[str, list[str]] = {}
+    for sid in served:
+        folded.setdefault(sid.casefold(), []).append(sid)
+    volume = tuple(sorted(served, key=lambda sid: -served[sid].info.mean_volume))
+    scored = {sid: _smape_of(bundle, sid) for sid in served}
+    error = tuple(sorted(served, key=lambda sid: (scored[sid] == float("inf"), -scored[sid])))
+    loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    return LoadedModel(bundle=bundle, version=str(bundle.version), loaded_at=loaded_at, regressors=regressors,
+                       series=served, info=describe(bundle, loaded_at), tables=tables,
+                       orders={"data": tuple(served), "volume": volume, "error": error},
+                       by_name=tuple(sorted((sid.casefold(), sid) for sid in served)), _folded=folded,
+                       metric_series=series_labels(served))
+
+
+def _frame(x: np.ndarray, index, names):
+    import pandas as pd
+
+    return pd.DataFrame(x, index=index, columns=list(names))
+
+
+def describe(bundle: ModelBundle, loaded_at: str) -> dict[str, Any]:
+    """The body of GET /model (the models of the first MODEL_INFO_SERIES series)."""
+    manifest = bundle.manifest or {}
+    versions = manifest.get("libraries") or {}
+    holdout = manifest.get("metrics") or {}
+    models = []
+    for sid in list(bundle.series)[:MODEL_INFO_SERIES]:
+        info = bundle.series[sid]
+        for kind in info.kinds:
+            forecaster = bundle.models[(sid, kind)]
+            lml = getattr(forecaster, "log_marginal_likelihood_", None)
+            kernel = getattr(forecaster, "kernel_", None)
+            models.append({
+                "domain": sid,
+                "kind": kind,
+                "preferred": info.preferred == kind,
+                "kernel": None if kernel is None else str(kernel),
+                "regressors": list(forecaster.regressors_),
+                "log_marginal_likelihood": None if lml is None or not np.isfinite(lml) else float(lml),
+                "holdout": (holdout.get(sid) or {}).get(kind),
+            })
+    window = manifest.get("train_window") or {}
+    return {
+        "model_version": str(bundle.version),
+        "trained_at": str(bundle.trained_at),
+        "train_start": window.get("start"),
+        "train_end": window.get("end"),
+        "loaded_at": loaded_at,
+        "frequency": bundle.frequency,
+        "series_count": len(bundle.series),
+        "domains": list(bundle.series)[:MODEL_INFO_SERIES],
+        "kinds": list(manifest.get("kinds") or []),
+        "regressors": list(bundle.regressors),
+        "preferred": {sid: bundle.series[sid].preferred for sid in list(bundle.series)[:MODEL_INFO_SERIES]},
+        "models": models,
+        "library_versions": {str(k): str(v) for k, v in versions.items()},
+    }
+
+
+def starting_with(model: LoadedModel, prefix: str) -> tuple[int, int]:
+    """The slice of ``model.by_name`` whose ids start with ``prefix`` ignoring case (binary search)."""
+    key = prefix.casefold()
+    names = model.by_name
+    return bisect.bisect_left(names, (key,)), bisect.bisect_left(names, (key + "\U0010ffff",))
+
+
+def series_summary(model: LoadedModel, series_id: str) -> dict[str, Any]:
+    """One entry of GET /series."""
+    s = model.series[series_id]
+    info = s.info
+    metrics = ((model.bundle.manifest.get("metrics") or {}).get(series_id) or {}).get(info.preferred) or {}
+    return {
+        "id": series_id,
+        "first": format_ordinal(info.first),
+        "last": format_ordinal(info.last),
+        "months": info.last - info.first + 1,
+        "kind": info.preferred,
+        "uses_regressors": info.uses_regressors,
+        "mean_volume": info.mean_volume,
+        "holdout_smape": metrics.get("smape"),
+        "holdout_mase": metrics.get("mase"),
+        "notes": list(info.notes),
+    }
