@@ -13,8 +13,9 @@ ascending — the names a statsforecast model's ``forecast(level=...)`` returns 
 period's first day (monthly data is ``freq="MS"`` there).
 
 CSV cells are exact: floats as Python writes them (they read back to the same number), booleans
-as ``true``/``false``, nulls empty. In the .xlsx every text cell is text, never a formula, so an id
-that starts with ``=`` stays an id; a second sheet, ``about``, holds the answer's other fields
+as ``true``/``false``, nulls empty. In the .xlsx numbers carry 16 significant digits (openpyxl's
+writer; Excel shows 15), and every text cell is text, never a formula, so an id that starts with
+``=`` stays an id; a second sheet, ``about``, holds the answer's other fields
 (model version, assumption, ...). The text in these tables is the operator's training data (series
 and regressor names) or the service's own, never a client's free text.
 """
