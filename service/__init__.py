@@ -71,12 +71,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         reg.start()
     tree = api.create_openapi(app)
     app.register_blueprint(api.create_blueprint(tree))
+    app.register_blueprint(docs.bp)  # GET /docs: Swagger UI over /openapi.json
     logs.init_app(app)
     metrics.init_app(app)
     store.init_app(app)
     app.register_blueprint(records.create_blueprint(tree))
     app.register_blueprint(dashboard.bp)
-    app.register_blueprint(docs.bp)
     if reg.current is not None:
         settle_heap()  # again: the extensions imported and built more after the models loaded
     return app
