@@ -337,8 +337,8 @@ class DownloadQuery(BaseModel):
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet; default JSON)")
     output: Annotated[Literal[SHAPES], BeforeValidator(_choice("invalid_output", SHAPES))] | None = Field(
         None, description="rows (default): the JSON rows' columns; nixtla: statsforecast's columns "
-        "unique_id, ds, mean, lo-<L>..., hi-<L>... (a table: CSV unless xlsx is asked for; format=json "
-        "with it is refused)")
+        "unique_id, ds, mean, then lo- and hi- per level (lo-80, lo-95, hi-80, hi-95); a table: CSV unless "
+        "xlsx is asked for, format=json with it is refused")
 
 
 # ---------------------------------------------------------------- responses
