@@ -7,52 +7,17 @@ Screenshots go to the test's temporary directory. Skipped locally without Chromi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import csp_violations
 
 from MLPipeline.config import KINDS
 from MLPipeline.sample_data import DEFAULT_QUEUES
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
 WAIT = 30  # seconds for the page or the form's answer (the first page view renders the charts)
 DESKTOP = (1280, 1000)
 PHONE = (390, 844)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    require(CHROMIUM.exists() and CHROMEDRIVER.exists(), "chromium and chromium-driver are not installed")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # never let selenium-manager download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT * 2)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(driver, condition, message: str):
@@ -75,10 +40,6 @@ def full_page_screenshot(driver, path: Path) -> Path:
     driver.save_screenshot(str(path))
     assert path.stat().st_size > 10_000
     return path
-
-
-def csp_violations(driver) -> list[str]:
-    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
 
 
 def submit(driver, month: str, phone_lines: str = "", channels: str = "") -> None:
