@@ -5,7 +5,10 @@ The page shows, for the served model: one chart per series (service.charts) when
 volume and holdout error) with a picker that draws one (``/?series=<id>``); the holdout metrics per
 kind of the charted series with the preferred kind and the reason it was chosen; the model version,
 training window and training time, the latest logged predictions, live accuracy once actuals
-exist, and a form that calls ``POST /predict`` from ``static/dashboard.js``. With no model
+exist, and a form that calls ``POST /predict`` from ``static/dashboard.js``. In the browser,
+``static/charts.js`` redraws each chart with uPlot (vendored in ``static/vendor/uplot/``) from
+``GET /dashboard/chart?series=<id>``, the JSON of one series' chart, whose forecast is the
+``POST /forecast`` computation; the SVG is what a reader without JavaScript sees. With no model
 loaded it answers 503 with an HTML page giving the registry's reason. Series ids are data: they are
 escaped in the page (Jinja's autoescape) and element ids are built from their hash.
 

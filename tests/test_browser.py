@@ -157,6 +157,7 @@ def submit(driver, month: str, phone_lines: str = "", channels: str = "") -> Non
 def test_interactive_chart_shows_the_hovered_months_values_and_zooms(server, browser, tmp_path):  # noqa: F811
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     domain = DEFAULT_QUEUES[0]
     data = requests.get(f"{server}/dashboard/chart?series={quote(domain)}", timeout=30).json()
@@ -206,6 +207,11 @@ def test_interactive_chart_shows_the_hovered_months_values_and_zooms(server, bro
              f"not zoomed to the forecast: the left edge is {readout.get_attribute('data-month')}")
     ActionChains(browser).double_click(plot).perform()
     hover_month(browser, figure, months, months[0])  # the full range again
+    # without a pointer: focus the chart, and the arrow keys step through the months
+    box = figure.find_element(By.CSS_SELECTOR, ".ichart")
+    browser.execute_script("arguments[0].focus()", box)
+    box.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    wait_for(browser, lambda d: readout.get_attribute("data-month") == fc["month"][1], "arrow keys did not move")
     assert csp_violations(browser) == []
     full_page_screenshot(browser, tmp_path / "interactive.png")
 

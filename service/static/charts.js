@@ -166,7 +166,7 @@
     figure.classList.add("interactive");
     reset.addEventListener("click", () => plot.setScale("x", { min: toSeconds(months[0]), max: toSeconds(months[months.length - 1]) }));
     // Arrow keys move the cursor one month: the chart's values without a pointer.
-    let key = months.length - data.forecast.month.length;
+    let key = months.length - data.forecast.month.length - 1; // the first press lands on a forecast month
     box.addEventListener("keydown", function (event) {
       if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
       event.preventDefault();
