@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from MLPipeline.artifacts import OutputBusy
 from MLPipeline.config import DEFAULT_DATA_PATH, DEFAULT_OUTPUT_DIR, HOLDOUT_MONTHS, MAX_TRAIN_MONTHS
 from MLPipeline.data import LAYOUTS, DataError
+from MLPipeline.executor import SchedulerError
 from MLPipeline.logs import LOG_FORMATS, configure_logging
 from MLPipeline.pipeline import REGRESSOR_MODES, TRAINABLE_KINDS, RunConfig, run
 
@@ -49,7 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "training split (faster; --use-regressors auto then means univariate)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel series")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel series (local processes)")
+    parser.add_argument("--scheduler", metavar="ADDRESS", default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+                        help="train on the dask.distributed cluster of this scheduler, e.g. tcp://HOST:8786 "
+                             "(default: $DASK_SCHEDULER_ADDRESS; unset: --jobs local processes)")
     args = parser.parse_args(argv)
     if args.regressors in REGRESSOR_MODES:  # the flag's meaning before regressors were declared
         parser.error(f"--regressors names the regressor columns now; use --use-regressors {args.regressors}")
@@ -67,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg = RunConfig(data_path=args.data, output_dir=args.output, holdout=args.holdout, plots=not args.no_plots,
                         use_regressors=args.use_regressors, n_jobs=max(1, args.jobs), max_months=args.max_months,
                         load={k: v for k, v in load.items() if v is not None}, backtest=not args.no_backtest,
+                        scheduler=args.scheduler,
                         **({"kinds": tuple(_names(args.kinds))} if args.kinds else {}))
         manifest = run(cfg)
-    except DataError as exc:
+    except (DataError, SchedulerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OutputBusy as exc:

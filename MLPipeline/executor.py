@@ -1,10 +1,14 @@
-"""Per-series work fanned out to processes, with progress for long runs.
+"""Per-series work fanned out to processes or a Dask cluster, with progress for long runs.
 
-:func:`map_series` runs ``fn(item)`` for every item on joblib's process pool (``n_jobs`` workers; 1 =
-in this process) and returns the results in the items' order. Results arrive as they finish, so
-progress is logged as series complete: done / total, rate and an estimate of the time left, at most
-every ``PROGRESS_SECONDS`` (and at the end), as text or JSON lines (the extras ``done``, ``total``,
-``rate``, ``eta_seconds``).
+:func:`map_series` runs ``fn(item)`` for every item and returns the results in the items' order:
+on joblib's process pool (``n_jobs`` workers; 1 = in this process) by default, or on the
+dask.distributed cluster whose scheduler ``scheduler`` names (:mod:`MLPipeline.dask_executor`,
+imported only then). Results arrive as they finish, so progress is logged as series complete:
+done / total, rate and an estimate of the time left, at most every ``PROGRESS_SECONDS`` (and at
+the end), as text or JSON lines (the extras ``done``, ``total``, ``rate``, ``eta_seconds``).
+
+An item whose work cannot be completed at all (its cluster tasks kept losing their workers) is
+handed to ``on_error(item, exc)`` when given, whose return value stands in for its result.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from joblib import Parallel, delayed
 PROGRESS_SECONDS = 5.0
 
 log = logging.getLogger("MLPipeline.progress")
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be used (not installed, unreachable); the message says which."""
 
 
 class Progress:
@@ -44,9 +52,14 @@ class Progress:
                                         "rate": round(rate, 3), "eta_seconds": round(eta, 1)})
 
 
-def map_series(fn: Callable[[Any], Any], items: Sequence[Any], *, n_jobs: int = 1, what: str = "training") -> list:
-    """``[fn(item) for item in items]``, on ``n_jobs`` processes, logging progress."""
+def map_series(fn: Callable[[Any], Any], items: Sequence[Any], *, n_jobs: int = 1, what: str = "training",
+               scheduler: str | None = None, on_error: Callable[[Any, BaseException], Any] | None = None) -> list:
+    """``[fn(item) for item in items]``, on ``n_jobs`` processes or the Dask ``scheduler``, logging progress."""
     progress = Progress(len(items), what)
+    if scheduler:
+        from MLPipeline.dask_executor import map_on_cluster
+
+        return map_on_cluster(fn, items, scheduler, progress, on_error)
     if n_jobs <= 1 or len(items) <= 1:
         out = []
         for item in items:

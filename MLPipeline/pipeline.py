@@ -62,6 +62,8 @@ class RunConfig:
     kinds: tuple[str, ...] = KINDS
     #: the selection backtest inside each training split (it decides regressor use under "auto")
     backtest: bool = True
+    #: address of a dask.distributed scheduler to train on (None: local processes, ``n_jobs`` of them)
+    scheduler: str | None = None
 
     def __post_init__(self):
         if self.use_regressors not in REGRESSOR_MODES:
@@ -118,6 +120,8 @@ class SeriesResult:
     holdout: dict[str, pd.DataFrame]
     notes: list[str]
     holdout_start: int | None
+    #: True when the series' models could not be fitted and the seasonal-naive fallback serves
+    fallback: bool = False
 
 
 def _best_score(details: dict) -> float | None:
@@ -235,7 +239,14 @@ def _fallback(series: Series, job: SeriesJob, notes: list[str]) -> SeriesResult:
     final = SeasonalNaive().fit(series.to_pandas()[0])
     selection = {"preferred": kind, "metric": "mase", "backtest": {}, "origins": [], "margin": None,
                  "reason": notes[-1], "uses_regressors": False, "regressor_reason": "fallback model: univariate"}
-    return SeriesResult(series.id, {kind: final}, kind, False, selection, metrics, forecasts, notes, holdout_start)
+    return SeriesResult(series.id, {kind: final}, kind, False, selection, metrics, forecasts, notes, holdout_start,
+                        fallback=True)
+
+
+def _lost(job: SeriesJob, exc: BaseException) -> SeriesResult:
+    """The result of a series whose training never completed on the cluster (its workers kept dying)."""
+    return _fallback(job.series, job, _constant_note(job.series) + [
+        f"training did not complete on the cluster ({type(exc).__name__}: {exc}); serving a seasonal-naive fallback"])
 
 
 def _trim(panel: Panel, max_months: int) -> Panel:
@@ -289,6 +300,10 @@ def run(cfg: RunConfig) -> dict:
              panel.layout, format_ordinal(panel.start), format_ordinal(panel.end),
              ", ".join(panel.regressors) or "none", cfg.holdout)
 
+    if cfg.scheduler:  # an unreachable scheduler is said before any work is done
+        from MLPipeline.dask_executor import connect
+
+        connect(cfg.scheduler).close()
     data_hash = panel.sha256()
     version = f"{started:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
     with RunLock(cfg.output_dir):
@@ -310,7 +325,8 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
         jobs = [SeriesJob(s, panel.regressors, cfg.holdout, cfg.levels, cfg.use_regressors, cfg.kinds, cfg.backtest)
                 for s in panel]
         with timed_step(log, "training", series=len(jobs), models=len(jobs) * len(cfg.kinds)):
-            results = map_series(train_series, jobs, n_jobs=cfg.n_jobs, what="training")
+            results = map_series(train_series, jobs, n_jobs=cfg.n_jobs, what="training", scheduler=cfg.scheduler,
+                                 on_error=_lost)
         for s, r in zip(panel, results, strict=True):
             scores = " / ".join(f"{k} {m['smape']:.2f}" for k, m in r.metrics.items() if m.get("smape") is not None)
             log.info("%s: serves %s; %s; holdout sMAPE %s%s", s.id, r.preferred, r.selection["regressor_reason"],
@@ -357,6 +373,7 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                 "levels": list(cfg.levels),
                 "figures": [s.id for s in drawn],
                 "series": entries,
+                "fallbacks": [r.id for r in results if r.fallback],
                 "selection": {r.id: r.selection for r in results},
                 "metrics": metrics,
             }
