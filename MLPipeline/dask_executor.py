@@ -20,8 +20,6 @@ from MLPipeline.executor import Progress, SchedulerError
 
 #: retries of a task that raised (a worker lost mid-task is rescheduled by the scheduler anyway)
 RETRIES = 2
-#: how long to wait for the scheduler to answer before giving up
-CONNECT_SECONDS = 20
 
 log = logging.getLogger("MLPipeline.dask")
 
@@ -34,7 +32,8 @@ def connect(address: str):
         raise SchedulerError("--scheduler needs dask.distributed, which is not installed: "
                              "pip install -r requirements-dask.txt") from None
     try:
-        return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        # waits dask's own connect timeout (distributed.comm.timeouts.connect, 30 s unless configured)
+        return Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 

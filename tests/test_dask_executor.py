@@ -19,6 +19,8 @@ from MLPipeline.executor import SchedulerError, map_series
 from MLPipeline.pipeline import RunConfig, run
 
 distributed = pytest.importorskip("distributed")
+#: dask's connect timeout, through its environment configuration: an unreachable scheduler fails fast
+QUICK_CONNECT = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def _fail_on_three(x: int) -> int:
 
 def test_an_unreachable_scheduler_is_one_line_and_exit_2(panel_csv, tmp_path):
     result = engine("--data", str(panel_csv), "--output", str(tmp_path / "out"), "--kinds", "seasonal-naive",
-                    "--no-plots", "--no-backtest", env={"DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:9"}, timeout=120)
+                    "--no-plots", "--no-backtest", env={"DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:9", **QUICK_CONNECT}, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().startswith("error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
     assert "\n" not in result.stderr.strip() and not (tmp_path / "out" / "manifest.json").exists()
@@ -117,5 +119,7 @@ def test_without_dask_installed_the_scheduler_flag_says_what_to_install(panel_cs
 
 
 def test_scheduler_error_is_raised_before_any_work(tmp_path):
-    with pytest.raises(SchedulerError, match="cannot reach"):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(SchedulerError, match="cannot reach"):
         map_series(_slow_double, [1], scheduler="tcp://127.0.0.1:9")
