@@ -6,7 +6,7 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve docker-build docker-run vendor-js clean
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve bench-scale docker-build docker-run vendor-js clean
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
@@ -15,6 +15,7 @@ help:
 	@echo "make train           (re)train: python Engine.py"
 	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
 	@echo "make bench-serve     serving benchmark through gunicorn"
+	@echo "make bench-scale     training at 1,000 queues: local vs Dask vs AutoETS; service start-up and RSS"
 	@echo "make docker-build    build the image (trains inside the build on DATA_FILE, default the sample)"
 	@echo "make docker-run      run the image on :$(PORT), the prediction log in volume $(DATA_VOLUME)"
 	@echo "                     (MODELS=dir serves a trained Output/ instead; see lightsail-deployment.md)"
@@ -62,6 +63,9 @@ test: $(VENV)/.bench lint
 
 bench-accuracy: $(VENV)/.bench
 	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
+
+bench-scale: $(VENV)/.bench
+	nice -n 10 $(BIN)/python bench/scale.py $(BENCH_ARGS)
 
 # wrk (Debian's package) is the serving benchmark's load generator; bench/serve.py falls back to a
 # Python client where it cannot be installed (no apt-get, not root).

@@ -1,0 +1,29 @@
+"""A 20-series smoke run of bench/scale.py (the benchmark itself is not a test): every figure is
+measured, the tables and the JSON are written, the service answers on the trained model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+pytest.importorskip("statsforecast")
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "scale.py"
+
+
+def test_a_20_series_run_writes_every_figure(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--queues", "20", "--output", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "scale.json").read_text())["rows"][0]
+    assert row["queues"] == 20 and row["service_ready_status"] == 200
+    for name in ("local_seconds", "dask_seconds", "autoets_seconds", "service_start_seconds", "service_rss_mib"):
+        assert row[name] > 0, name
+    assert row["local_vs_autoets"] == pytest.approx(row["autoets_seconds"] / row["local_seconds"], rel=0.01)
+    text = (tmp_path / "scale.md").read_text()
+    assert "| 20 |" in text and "load average" in text
