@@ -380,20 +380,30 @@ def check_versions(manifest: dict) -> None:
                             + "; retrain with `python Engine.py`")
 
 
-def load_bundle(output_dir: str | Path) -> ModelBundle:
-    """Verify and load the run named by ``<output_dir>/manifest.json``. Raises ArtifactError."""
+def load_model(output_dir: Path, art: dict):
+    """The model of one manifest ``artifacts`` entry, after its sha256 matched. Raises ArtifactError."""
+    payload = verified_bytes(output_dir, art["file"], art["sha256"])
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:  # a verified pickle that still fails: wrong code version
+        raise ArtifactError(f"model file {art['file']} could not be unpickled: {exc}") from None
+
+
+def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
+    """Verify and load the run named by ``<output_dir>/manifest.json``. Raises ArtifactError.
+
+    ``model_store(output_dir, artifacts)``, when given, builds the mapping (series, kind) -> model
+    instead of loading every model now (the service's lazy store); the default loads them all.
+    """
     output_dir = Path(output_dir)
     manifest = read_manifest(output_dir)
     try:
         check_versions(manifest)
         files = manifest["files"]
-        models = {}
-        for art in manifest["artifacts"]:
-            payload = verified_bytes(output_dir, art["file"], art["sha256"])
-            try:
-                models[(art["series"], art["kind"])] = pickle.loads(payload)
-            except Exception as exc:  # a verified pickle that still fails: wrong code version
-                raise ArtifactError(f"model file {art['file']} could not be unpickled: {exc}") from None
+        if model_store is not None:
+            models = model_store(output_dir, manifest["artifacts"])
+        else:
+            models = {(art["series"], art["kind"]): load_model(output_dir, art) for art in manifest["artifacts"]}
         run_dir = manifest["run_dir"]
         series = {}
         for entry in manifest["series"]:

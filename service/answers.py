@@ -163,15 +163,15 @@ def _compute_at(forecaster, inputs: Inputs, levels: Sequence[float]) -> np.ndarr
 def answer_path(model, series_id: str, kind: str, horizon: int, x: np.ndarray | None, names: Sequence[str],
                 levels: Sequence[float]) -> np.ndarray:
     """The ``horizon`` months after the series' window: the month table, else cache, else forecaster."""
-    forecaster = model.forecaster(series_id, kind)
     last = model.series[series_id].info.last
     path = last + 1 + np.arange(horizon)
-    use_x = bool(forecaster.regressors_)
+    use_x = bool(model.facts[(series_id, kind)].regressors)
 
     def compute() -> np.ndarray:
         found = _from_table(model, series_id, kind, path, levels)
         if found is not None:
             return found
+        forecaster = model.forecaster(series_id, kind)
         future = pd.DataFrame(x, index=ordinal_index(path), columns=list(names)) if use_x else None
         pred = forecaster.predict(horizon=horizon, X_future=future, level=tuple(levels))
         return finite(pred[interval_columns(levels)].to_numpy(dtype=float))

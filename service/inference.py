@@ -59,7 +59,7 @@ def _kind_available(model, series_id: str, kind: str, field: str) -> None:
 
 
 def _check_range(model, series_id: str, kind: str, ordinals: np.ndarray, prefix: str | None) -> None:
-    first = month_ordinal(model.forecaster(series_id, kind).first_month())
+    first = model.facts[(series_id, kind)].first
     last = model.series[series_id].last_served
     bad = (ordinals < first) | (ordinals > last)
     if bad.any():
@@ -218,14 +218,14 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
         chosen = model.kind_for(sid, kind)
         _kind_available(model, sid, chosen, "kind")
         _check_range(model, sid, chosen, ordinals, prefix)
-        forecaster = model.forecaster(sid, chosen)
+        facts = model.facts[(sid, chosen)]  # the model itself is loaded only if no table answers
         x, what = _filled(model, sid, ordinals, given)
         filled.append((sid, what))
         s = model.series[sid]
         inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, prefix)
-        if not forecaster.regressors_:
+        if not facts.regressors:
             unused.append(sid)
-        elif forecaster.sums_path():
+        elif facts.sums_path:
             paths.append((sid, inputs))
         values = answer_at(model, sid, chosen, inputs, levels)
         common = {"domain": sid, "kind": chosen, "model_version": model.version}
@@ -260,7 +260,7 @@ def _forecast(model, domain, horizon, *, regressors, levels, kind):
         check_regressors(model, r, f"regressors[{i}]")
     chosen = model.kind_for(sid, kind)
     _kind_available(model, sid, chosen, "kind")
-    forecaster = model.forecaster(sid, chosen)
+    facts = model.facts[(sid, chosen)]
     last = model.series[sid].info.last
     ordinals = last + 1 + np.arange(horizon)
     items = [_Given(r) for r in regressors] if regressors is not None else [_Given(None)] * horizon
@@ -268,7 +268,7 @@ def _forecast(model, domain, horizon, *, regressors, levels, kind):
     values = answer_path(model, sid, chosen, horizon, x, model.regressors, levels)
     common = {"domain": sid, "kind": chosen, "model_version": model.version}
     months = [format_ordinal(o) for o in ordinals]
-    assumption = _unused_note(model, _assumption(model, [(sid, what)]), () if forecaster.regressors_ else [sid], 1)
+    assumption = _unused_note(model, _assumption(model, [(sid, what)]), () if facts.regressors else [sid], 1)
     return chosen, _rows(values, months, ordinals, x, common, levels, model.regressors, last), assumption
 
 
@@ -291,10 +291,10 @@ def anomalies(model, domain: str, observations: Sequence[Any], *, level: float =
     s = model.series[sid]
     inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, "observations")
     values = answer_at(model, sid, chosen, inputs, [level])
-    forecaster = model.forecaster(sid, chosen)
-    path = _path_notes(model, [(sid, inputs)]) if forecaster.regressors_ and forecaster.sums_path() else None
+    facts = model.facts[(sid, chosen)]
+    path = _path_notes(model, [(sid, inputs)]) if facts.regressors and facts.sums_path else None
     assumption = _unused_note(model, _join(_assumption(model, [(sid, what)]), path),
-                              () if forecaster.regressors_ else [sid], 1)
+                              () if facts.regressors else [sid], 1)
     mean, std, lower, upper = values.T
     observed = np.array([obs.value for obs in observations], dtype=float)
     z = (observed - mean) / np.maximum(std, np.finfo(float).tiny)

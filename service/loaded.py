@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from MLPipeline.artifacts import ModelBundle, SeriesInfo
+from MLPipeline.artifacts import ArtifactError, ModelBundle, SeriesInfo
 from MLPipeline.config import SEASON_LENGTH
-from MLPipeline.months import format_ordinal, ordinal_index
+from MLPipeline.months import format_ordinal, month_ordinal, ordinal_index
 from service.cache import PredictionCache
+from service.errors import ApiError
 from service.metrics import series_labels
 from service.schemas import MAX_HORIZON
 from service.tables import MonthTable
@@ -54,6 +55,18 @@ class ServedSeries:
 
 
 @dataclass(frozen=True)
+class ModelFacts:
+    """What requests ask of a model before (or instead of) calling it, read once at load time, so
+    the common path needs no model object in memory (:mod:`service.model_store` loads them lazily)."""
+
+    first: int  # the first month it serves (ordinal)
+    regressors: tuple[str, ...]
+    sums_path: bool
+    kernel: str | None = None
+    log_marginal_likelihood: float | None = None
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     bundle: ModelBundle
     version: str
@@ -73,13 +86,20 @@ class LoadedModel:
     #: (casefolded id, id), sorted: prefix search in O(log n)
     by_name: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
     _folded: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+    #: (series, kind) -> ModelFacts for every model of the bundle
+    facts: dict[tuple[str, str], ModelFacts] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(self.series)
 
     def forecaster(self, series_id: str, kind: str):
-        return self.bundle.models[(series_id, kind)]
+        """The model itself (loaded now if it is not in memory; its file is verified again)."""
+        try:
+            return self.bundle.models[(series_id, kind)]
+        except ArtifactError as exc:  # the file changed under the served manifest: not this model
+            raise ApiError(503, "model_not_loaded", f"the {kind!r} model of {series_id!r} cannot be loaded: "
+                                                    f"{exc}") from None
 
     def kind_for(self, series_id: str, requested: str | None) -> str:
         return requested or self.series[series_id].info.preferred
@@ -123,17 +143,22 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
         if x is not None and (history.start != info.first or len(history) != info.last - info.first + 1):
             raise ValueError(f"the saved data of series {sid!r} does not cover its training window")
         served[sid] = ServedSeries(info, info.last + MAX_HORIZON, x, _assumed(x))
-    tables = {}
-    for (sid, kind), forecaster in bundle.models.items():  # every model must predict, finitely
+    tables, facts = {}, {}
+    for sid, kind in bundle.models:  # every model must load, verify and predict, finitely
+        forecaster = bundle.models[(sid, kind)]
         s = served[sid]
         end = ordinal_index([s.info.last])
         frame = None if not forecaster.regressors_ else _frame(s.x[-1:], end, regressors)
         check = forecaster.predict_at(end, X=frame, level=(95,))
         if not np.isfinite(check.to_numpy(dtype=float)).all():
             raise ValueError(f"model {sid}/{kind} predicts non-finite values")
+        facts[(sid, kind)] = _facts(forecaster)
         if kind == s.info.preferred and not forecaster.regressors_:
             # The preferred univariate models answer most requests: their whole range, precomputed.
             tables[(sid, kind)] = MonthTable(forecaster, forecaster.first_month(), ordinal_index([s.last_served])[0])
+    forget = getattr(bundle.models, "forget", None)
+    if forget is not None:  # a lazy store: from now on, only what requests need is in memory
+        forget()
     folded: dict[str, list[str]] = {}
     for sid in served:
         folded.setdefault(sid.casefold(), []).append(sid)
@@ -142,10 +167,18 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
     error = tuple(sorted(served, key=lambda sid: (scored[sid] == float("inf"), -scored[sid])))
     loaded_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return LoadedModel(bundle=bundle, version=str(bundle.version), loaded_at=loaded_at, regressors=regressors,
-                       series=served, info=describe(bundle, loaded_at), tables=tables,
+                       series=served, info=describe(bundle, loaded_at, facts), tables=tables,
                        orders={"data": tuple(served), "volume": volume, "error": error},
                        by_name=tuple(sorted((sid.casefold(), sid) for sid in served)), _folded=folded,
-                       metric_series=series_labels(served))
+                       metric_series=series_labels(served), facts=facts)
+
+
+def _facts(forecaster) -> ModelFacts:
+    lml = getattr(forecaster, "log_marginal_likelihood_", None)
+    kernel = getattr(forecaster, "kernel_", None)
+    return ModelFacts(first=month_ordinal(forecaster.first_month()), regressors=tuple(forecaster.regressors_),
+                      sums_path=bool(forecaster.sums_path()), kernel=None if kernel is None else str(kernel),
+                      log_marginal_likelihood=None if lml is None or not np.isfinite(lml) else float(lml))
 
 
 def _frame(x: np.ndarray, index, names):
@@ -154,7 +187,8 @@ def _frame(x: np.ndarray, index, names):
     return pd.DataFrame(x, index=index, columns=list(names))
 
 
-def describe(bundle: ModelBundle, loaded_at: str) -> dict[str, Any]:
+def describe(bundle: ModelBundle, loaded_at: str, facts: dict[tuple[str, str], ModelFacts] | None = None
+             ) -> dict[str, Any]:
     """The body of GET /model (the models of the first MODEL_INFO_SERIES series)."""
     manifest = bundle.manifest or {}
     versions = manifest.get("libraries") or {}
@@ -163,16 +197,14 @@ def describe(bundle: ModelBundle, loaded_at: str) -> dict[str, Any]:
     for sid in list(bundle.series)[:MODEL_INFO_SERIES]:
         info = bundle.series[sid]
         for kind in info.kinds:
-            forecaster = bundle.models[(sid, kind)]
-            lml = getattr(forecaster, "log_marginal_likelihood_", None)
-            kernel = getattr(forecaster, "kernel_", None)
+            fact = facts[(sid, kind)] if facts else _facts(bundle.models[(sid, kind)])
             models.append({
                 "domain": sid,
                 "kind": kind,
                 "preferred": info.preferred == kind,
-                "kernel": None if kernel is None else str(kernel),
-                "regressors": list(forecaster.regressors_),
-                "log_marginal_likelihood": None if lml is None or not np.isfinite(lml) else float(lml),
+                "kernel": fact.kernel,
+                "regressors": list(fact.regressors),
+                "log_marginal_likelihood": fact.log_marginal_likelihood,
                 "holdout": (holdout.get(sid) or {}).get(kind),
             })
     window = manifest.get("train_window") or {}

@@ -64,9 +64,10 @@ def _load(directory: Path) -> LoadedModel:
     """Load, verify and smoke-test the bundle in ``directory`` (raises ReloadRefused)."""
     from MLPipeline.artifacts import ArtifactError, load_bundle
     from service.loaded import prepare
+    from service.model_store import LazyModels
 
     try:
-        bundle = load_bundle(directory)
+        bundle = load_bundle(directory, model_store=LazyModels)
     except ArtifactError as exc:
         raise _refuse(str(exc), directory) from None
     except Exception as exc:  # unpickling can fail in many ways; all mean "refuse"
