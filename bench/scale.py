@@ -93,7 +93,7 @@ def service_probe(output: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path) -> dict:
+def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path, autoets: bool = True) -> dict:
     from distributed import LocalCluster
 
     data, frame = make_panel(queues, work)
@@ -103,16 +103,17 @@ def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path) -> di
                       dashboard_address=None, silence_logs=40) as cluster:
         cluster_start = time.perf_counter() - started
         on_dask = train(data, work / f"dask-{queues}", kinds, jobs, cluster.scheduler_address)
-    ets = autoets_seconds(frame, jobs)
+    ets = autoets_seconds(frame, jobs) if autoets else None
     service = service_probe(work / f"local-{queues}")
-    rate = lambda seconds: queues / seconds  # noqa: E731
+    rate = lambda seconds: None if seconds is None else queues / seconds  # noqa: E731
+    per_core = lambda seconds: None if seconds is None else round(rate(seconds) / jobs, 2)  # noqa: E731
+    ratio = lambda seconds: None if ets is None else round(ets / seconds, 3)  # noqa: E731
     return {"queues": queues, "kinds": list(kinds), "jobs": jobs,
             "local_seconds": round(local, 2), "dask_seconds": round(on_dask, 2),
-            "dask_cluster_start_seconds": round(cluster_start, 2), "autoets_seconds": round(ets, 2),
-            "local_series_per_core_s": round(rate(local) / jobs, 2),
-            "dask_series_per_core_s": round(rate(on_dask) / jobs, 2),
-            "autoets_series_per_core_s": round(rate(ets) / jobs, 2),
-            "local_vs_autoets": round(ets / local, 3), "dask_vs_autoets": round(ets / on_dask, 3),
+            "dask_cluster_start_seconds": round(cluster_start, 2),
+            "autoets_seconds": None if ets is None else round(ets, 2),
+            "local_series_per_core_s": per_core(local), "dask_series_per_core_s": per_core(on_dask),
+            "autoets_series_per_core_s": per_core(ets), "local_vs_autoets": ratio(local), "dask_vs_autoets": ratio(on_dask),
             "service_start_seconds": round(service["seconds"], 2), "service_rss_mib": round(service["rss_mib"], 1),
             "service_ready_status": service["ready"]}
 
@@ -123,9 +124,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
            "| queues | local s | dask s | AutoETS s | local series/s/core | dask series/s/core | "
            "AutoETS series/s/core | local vs AutoETS | dask vs AutoETS | cluster start s |",
            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    out += [f"| {r['queues']:,} | {r['local_seconds']} | {r['dask_seconds']} | {r['autoets_seconds']} | "
-            f"{r['local_series_per_core_s']} | {r['dask_series_per_core_s']} | {r['autoets_series_per_core_s']} | "
-            f"{r['local_vs_autoets']}× | {r['dask_vs_autoets']}× | {r['dask_cluster_start_seconds']} |" for r in rows]
+    cell = lambda value, unit="": "–" if value is None else f"{value}{unit}"  # noqa: E731
+    out += [f"| {r['queues']:,} | {r['local_seconds']} | {r['dask_seconds']} | {cell(r['autoets_seconds'])} | "
+            f"{r['local_series_per_core_s']} | {r['dask_series_per_core_s']} | {cell(r['autoets_series_per_core_s'])} | "
+            f"{cell(r['local_vs_autoets'], '×')} | {cell(r['dask_vs_autoets'], '×')} | {r['dask_cluster_start_seconds']} |"
+            for r in rows]
     out += ["", "| queues | service worker start-up s (to /ready) | RSS MiB |", "|---:|---:|---:|"]
     out += [f"| {r['queues']:,} | {r['service_start_seconds']} | {r['service_rss_mib']} |" for r in rows]
     return "\n".join(out) + "\n"
@@ -136,6 +139,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--queues", type=int, nargs="+", default=[1000], help="panel sizes (default: 1000)")
     p.add_argument("--kinds", default="seasonal-naive", help="comma-separated kinds to train")
     p.add_argument("--jobs", type=int, default=2, help="local processes and Dask workers")
+    p.add_argument("--autoets-max", type=int, default=None, metavar="N",
+                   help="run AutoETS only on panels of at most N queues (its time grows fastest; default: all)")
     p.add_argument("--output", type=Path, default=ROOT / "Output" / "bench", help="directory for scale.md/.json")
     args = p.parse_args(argv)
     if any(q < 1 for q in args.queues) or args.jobs < 1:
@@ -154,7 +159,8 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for queues in args.queues:
-            rows.append(bench_size(queues, kinds, args.jobs, Path(tmp)))
+            autoets = args.autoets_max is None or queues <= args.autoets_max
+            rows.append(bench_size(queues, kinds, args.jobs, Path(tmp), autoets))
             print(json.dumps(rows[-1]), flush=True)
     meta["uptime_after"] = uptime()
     text = markdown(rows, meta)
