@@ -4,6 +4,7 @@ scheduler cannot be used."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -43,9 +44,14 @@ def _train(data: Path, output: Path, **kw) -> dict:
                          kinds=("seasonal-naive",), **kw))
 
 
-def test_a_cluster_run_saves_exactly_the_models_of_a_local_run(cluster, panel_csv, tmp_path):
+def test_a_cluster_run_saves_exactly_the_models_of_a_local_run(cluster, panel_csv, tmp_path, caplog):
     local = _train(panel_csv, tmp_path / "local", n_jobs=1)
-    remote = _train(panel_csv, tmp_path / "cluster", scheduler=cluster.scheduler_address)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="MLPipeline"):
+        remote = _train(panel_csv, tmp_path / "cluster", scheduler=cluster.scheduler_address)
+    progress = [r for r in caplog.records if r.name == "MLPipeline.progress"]
+    assert progress and (progress[-1].done, progress[-1].total) == (20, 20)  # the JSON log's extras
+    assert progress[-1].rate > 0 and progress[-1].eta_seconds == 0
     assert len(remote["series"]) == 20
     assert remote["series"] == local["series"] and remote["metrics"] == local["metrics"]
     assert remote["fallbacks"] == [] == local["fallbacks"]
