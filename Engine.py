@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     if not manifest["gate"]["published"]:
-        print(f"candidate {manifest['model_version']} not published: {manifest['gate']['reason']}; "
+        reason = manifest["gate"]["reason"].removeprefix("kept as a candidate: ")
+        print(f"candidate {manifest['model_version']} not published: {reason}; "
               f"`python Engine.py runs promote {manifest['model_version']}` serves it anyway", file=sys.stderr)
         return EXIT_CANDIDATE
     logging.getLogger("Engine").info("model %s written to %s", manifest["model_version"], args.output)
