@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from MLPipeline import eda, gate
+from MLPipeline import eda, gate, tracking
 from MLPipeline.actuals import merge_actuals, public_url, read_actuals
 from MLPipeline.actuals import report_section as actuals_section
 from MLPipeline.artifacts import (
@@ -321,7 +321,18 @@ def run(cfg: RunConfig) -> dict:
     data_hash = panel.sha256()
     version = f"{started:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
     with RunLock(cfg.output_dir):
-        return _train_and_save(cfg, panel, started, version, data_hash, merge)
+        manifest = _train_and_save(cfg, panel, started, version, data_hash, merge)
+    if tracking.enabled():
+        with timed_step(log, "tracking"):
+            tracking.log_training_run(cfg.output_dir, manifest, _settings(cfg))
+    return manifest
+
+
+def _settings(cfg: RunConfig) -> dict:
+    """The run's own choices, as tracked parameters."""
+    return {"use_regressors": cfg.use_regressors, "backtest": cfg.backtest, "max_months": cfg.max_months,
+            "levels": ",".join(f"{lv:g}" for lv in cfg.levels), "actuals": cfg.actuals_url is not None,
+            "gate_margin": cfg.gate_margin, "force": cfg.force}
 
 
 def _serving_bundle(output_dir: Path):

@@ -161,6 +161,7 @@ def promote(output_dir: Path, version: str) -> dict:
             raise RunsError(f"run {version} is already being served")
         verify_run(output_dir, manifest)
         publish_manifest(output_dir, manifest, "promote")
+    _track(version, "promote")
     return summary(manifest, version)
 
 
@@ -184,7 +185,15 @@ def rollback(output_dir: Path) -> tuple[str | None, dict]:
             raise RunsError(f"nothing to roll back to: no earlier served run is kept in {output_dir / RUNS_DIR}"
                             + (f" (serving {current})" if current else ""))
         publish_manifest(output_dir, manifest, "rollback")
+    _track(manifest["model_version"], "rollback")
     return current, summary(manifest, manifest["model_version"])
+
+
+def _track(version: str, action: str) -> None:
+    from MLPipeline import tracking
+
+    if tracking.enabled():
+        tracking.mark_served(version, action)
 
 
 def _figure(value: float | None, fmt: str) -> str:
