@@ -46,7 +46,11 @@ def tracking_server(tmp_path_factory):
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # uvicorn waits for idle keep-alive connections
+            process.kill()
+            process.wait()
 
 
 def test_each_run_is_tracked_with_params_metrics_artifacts_and_promotion(tracking_server, tmp_path, monkeypatch):
