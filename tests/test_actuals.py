@@ -17,6 +17,13 @@ from service import store
 from tests.conftest import quick_engine, tree_digest
 
 
+@pytest.fixture(autouse=True)
+def default_log_location(monkeypatch):
+    """The log is the SQLite file beside each test's Output/, whatever the shell that runs the tests set."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("PREDICTION_DB_DIR", raising=False)
+
+
 def ordinal(month: str) -> int:
     return month_ordinal(parse_month(month))
 
