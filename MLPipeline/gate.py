@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.evaluation import mae, seasonal_naive_scale
-from MLPipeline.months import index_ordinals, ordinal_index
+from MLPipeline.months import format_ordinal, index_ordinals, ordinal_index
 from MLPipeline.panel import Panel
 
 GATE_METRIC = "mase"
@@ -80,7 +80,7 @@ def compare(panel: Panel, challenger: dict[str, pd.DataFrame], champion, margin:
         actual = frame["actual"].to_numpy()[keep]
         scored = months[keep]
         decision["series"][sid] = {
-            "months": [int(scored.min()), int(scored.max())],
+            "months": [format_ordinal(int(scored.min())), format_ordinal(int(scored.max()))],
             "n_months": int(keep.sum()),
             "challenger": mae(actual, frame["mean"].to_numpy()[keep]) / scale,
             "champion": mae(actual, np.array([theirs[m] for m in scored.tolist()])) / scale,
@@ -99,13 +99,13 @@ def compare(panel: Panel, challenger: dict[str, pd.DataFrame], champion, margin:
             "worse_series": worse, "reason": verdict}
 
 
-def report_section(decision: dict, format_month) -> str:
+def report_section(decision: dict) -> str:
     """The report's Markdown section on the gate."""
     lines = ["", "## Champion/challenger gate", "", decision["reason"] + ".", ""]
     if decision["series"]:
         lines += ["| series | months | MASE (this run) | MASE (served) |", "|---|---|---|---|"]
         for sid, v in decision["series"].items():
-            lines.append(f"| {sid} | {format_month(v['months'][0])}..{format_month(v['months'][1])} ({v['n_months']}) "
+            lines.append(f"| {sid} | {v['months'][0]}..{v['months'][1]} ({v['n_months']}) "
                          f"| {v['challenger']:.3f} | {v['champion']:.3f} |")
         lines.append(f"| overall (mean) | | {decision['overall']['challenger']:.3f} | "
                      f"{decision['overall']['champion']:.3f} |")

@@ -431,7 +431,7 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
             report = render_report(manifest_body, normality, version, plots=bool(drawn))
             if merge is not None:
                 report += actuals_section(merge, panel.regressors)
-            report += gate.report_section(decision, format_ordinal)
+            report += gate.report_section(decision)
             writer.write_bytes("report.md", report.encode())
             manifest = writer.commit(manifest_body, publish=decision["published"], keep=cfg.keep)
     except BaseException:
