@@ -40,13 +40,14 @@ from MLPipeline.intervals import check_levels, level_label
 log = logging.getLogger(__name__)
 
 _MIN_POINTS = 8
-_MAX_HARMONICS = 10  # per period: enough for a daily load shape, few enough to stay cheap
+_MIN_HARMONICS = 10  # per period: enough for a daily load shape, few enough to stay cheap
 _LOG_BOUND = 12.0  # theta within +-12 of its prior median: priors, not bounds, keep it sensible
 
 
 def default_harmonics(period: float) -> int:
-    """Fourier pairs used for a period: up to ten, never past the Nyquist frequency of the steps."""
-    return max(1, min(_MAX_HARMONICS, int(period // 2)))
+    """Fourier pairs used for a period: ten, or enough to draw the seven days of a week-long period
+    apart (the weekend's shape is not the weekdays'), never past the Nyquist frequency of the steps."""
+    return max(1, min(int(period // 2), max(_MIN_HARMONICS, round(period / 7))))
 
 
 def fourier_columns(t: np.ndarray, periods: Sequence[float], harmonics: Sequence[int]) -> np.ndarray:
