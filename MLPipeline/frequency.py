@@ -42,6 +42,11 @@ SEASONAL_PERIODS: dict[str, tuple[float, ...]] = {
     "half-hourly": (48.0, 336.0),
 }
 
+#: Furthest a forecast reaches, in steps: five years of months (the service's limit today), two years
+#: of weeks, a year of days, and two weekly cycles of hours and half-hours (past that the weekly shape
+#: is all the model knows, and a re-fit on fresh data is cheaper than a long forecast).
+HORIZON_LIMITS: dict[str, int] = {"monthly": 60, "weekly": 104, "daily": 366, "hourly": 336, "half-hourly": 672}
+
 _MONTH_DAYS = (pd.Timedelta(days=28), pd.Timedelta(days=31))
 
 
@@ -156,6 +161,12 @@ def seasonal_periods(frequency: str) -> tuple[float, ...]:
     if frequency not in SEASONAL_PERIODS:
         raise FrequencyError(f"frequency must be one of {', '.join(FREQUENCIES)}, got {frequency!r}")
     return SEASONAL_PERIODS[frequency]
+
+
+def max_horizon(frequency: str) -> int:
+    """Furthest forecast, in steps, for this frequency."""
+    seasonal_periods(frequency)  # the one check of the name
+    return HORIZON_LIMITS[frequency]
 
 
 def format_period(frequency: str, stamp) -> str:

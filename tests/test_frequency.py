@@ -11,6 +11,7 @@ from MLPipeline.frequency import (
     detect_frequency,
     format_period,
     future_stamps,
+    max_horizon,
     parse_timestamps,
     seasonal_periods,
 )
@@ -34,6 +35,15 @@ def test_detects_each_frequency(freq, name):
 ])
 def test_seasonal_periods_follow_from_the_frequency(name, periods):
     assert seasonal_periods(name) == pytest.approx(periods)
+
+
+def test_horizon_limits_follow_and_months_keep_the_services():
+    from service.schemas import MAX_HORIZON
+
+    assert max_horizon("monthly") == MAX_HORIZON
+    assert [max_horizon(f) for f in ("weekly", "daily", "hourly", "half-hourly")] == [104, 366, 336, 672]
+    with pytest.raises(FrequencyError, match="frequency must be one of"):
+        max_horizon("yearly")
 
 
 def test_rows_in_any_order_are_sorted_first():
