@@ -75,6 +75,7 @@ class StateSpaceGP:
     ----------
     periods : seasonal periods in steps, e.g. ``(24, 168)`` for hourly data (day and week).
     harmonics : Fourier pairs on the mean per period (default :func:`default_harmonics`).
+    covariance_harmonics : harmonics of the shortest period's quasi-periodic term (the others have one).
     max_points : longest series fitted; a longer one is fitted on its most recent ``max_points``
         values, and one log line says so.
     priors : overrides of the default priors, by hyperparameter name (see ``hyperparameter_names_``).
@@ -97,9 +98,11 @@ class StateSpaceGP:
     kind = "statespace"
 
     def __init__(self, periods: Sequence[float] = (), *, harmonics: Sequence[int] | None = None,
-                 max_points: int = MAX_STATESPACE_POINTS, priors: dict | None = None, optimize: bool = True):
+                 covariance_harmonics: int = 3, max_points: int = MAX_STATESPACE_POINTS, priors: dict | None = None,
+                 optimize: bool = True):
         self.periods = periods
         self.harmonics = harmonics
+        self.covariance_harmonics = covariance_harmonics
         self.max_points = max_points
         self.priors = priors
         self.optimize = optimize
@@ -128,8 +131,13 @@ class StateSpaceGP:
         # Matern32Term approximates Matern-3/2 to O(eps^2); 1e-4 keeps it within 1e-8 of the exact one.
         kernel = terms.Matern32Term(sigma=values["level_sigma"], rho=values["level_rho"], eps=1e-4)
         for i, period in enumerate(self.periods_):
-            kernel += terms.SHOTerm(sigma=values[f"seasonal{i}_sigma"], rho=float(period),
-                                    Q=max(values[f"seasonal{i}_quality"], 0.51))
+            # The shortest period's shape (a day's) changes from cycle to cycle in more than its
+            # fundamental, so its term has harmonics too: harmonic k at period p/k with quality k Q
+            # decays as fast as the fundamental, and the variance is shared between them.
+            count = self.covariance_harmonics if i == self.shortest_ else 1
+            for k in range(1, count + 1):
+                kernel += terms.SHOTerm(sigma=values[f"seasonal{i}_sigma"] / math.sqrt(count), rho=period / k,
+                                        Q=k * max(values[f"seasonal{i}_quality"], 0.51))
         kernel += terms.Matern32Term(sigma=values["irregular_sigma"], rho=values["irregular_rho"], eps=1e-4)
         return kernel
 
@@ -193,6 +201,10 @@ class StateSpaceGP:
             raise ValueError(f"y has {len(y)} values; StateSpaceGP needs at least {_MIN_POINTS}")
         self.n_train_ = n = len(y)
         self.periods_ = _check_periods(self.periods)
+        self.shortest_ = int(np.argmin(self.periods_)) if self.periods_ else -1
+        if isinstance(self.covariance_harmonics, bool) or not isinstance(self.covariance_harmonics, int) \
+                or self.covariance_harmonics < 1:
+            raise ValueError(f"covariance_harmonics must be a whole number >= 1, got {self.covariance_harmonics!r}")
         self.harmonics_ = tuple(self.harmonics) if self.harmonics is not None else tuple(
             default_harmonics(p) for p in self.periods_)
         # Standardise, so the priors are in units of the series' spread.

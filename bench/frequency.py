@@ -185,7 +185,10 @@ def _dense_objective(model: StateSpaceGP, z: np.ndarray):
         K = _matern32(tau, values["level_sigma"], values["level_rho"])
         K += _matern32(tau, values["irregular_sigma"], values["irregular_rho"])
         for i, period in enumerate(model.periods_):
-            K += _sho(tau, values[f"seasonal{i}_sigma"], period, max(values[f"seasonal{i}_quality"], 0.51))
+            count = model.covariance_harmonics if i == model.shortest_ else 1
+            for k in range(1, count + 1):
+                K += _sho(tau, values[f"seasonal{i}_sigma"] / np.sqrt(count), period / k,
+                          k * max(values[f"seasonal{i}_quality"], 0.51))
         K[np.diag_indices_from(K)] += values["noise_sigma"] ** 2
         L = linalg.cho_factor(K, lower=True)
         KinvF = linalg.cho_solve(L, F)

@@ -38,7 +38,9 @@ def _dense_forecast(model: StateSpaceGP, y: np.ndarray, steps: int):
         tau = np.abs(a[:, None] - b[None, :])
         k = _matern32(tau, h["level_sigma"], h["level_rho"]) + _matern32(tau, h["irregular_sigma"], h["irregular_rho"])
         for i, period in enumerate(model.periods_):
-            k = k + _sho(tau, h[f"seasonal{i}_sigma"], period, h[f"seasonal{i}_quality"])
+            count = model.covariance_harmonics if period == min(model.periods_) else 1
+            for j in range(1, count + 1):
+                k = k + _sho(tau, h[f"seasonal{i}_sigma"] / np.sqrt(count), period / j, j * h[f"seasonal{i}_quality"])
         return k
 
     z = (y - y.mean()) / y.std()
@@ -68,7 +70,7 @@ def _seasonal_series(n: int, period: float, rng: np.random.Generator, *, noise=0
 @pytest.mark.parametrize("fitted", [False, True])
 def test_agrees_with_a_dense_exact_gp_of_the_same_kernel(fitted):
     y = _seasonal_series(150, 24, np.random.default_rng(0))
-    model = StateSpaceGP(periods=(24,), harmonics=(3,), optimize=fitted).fit(y)
+    model = StateSpaceGP(periods=(24, 60), harmonics=(3, 2), optimize=fitted).fit(y)
     fc = model.predict(30, level=(95,))
     mean, std = _dense_forecast(model, y, 30)
     np.testing.assert_allclose(fc["mean"], mean, rtol=0, atol=1e-5 * y.std())
