@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _MIN_POINTS = 8
 _MIN_HARMONICS = 10  # per period: enough for a daily load shape, few enough to stay cheap
+_PREDICT_CHUNK = 16  # forecast steps per variance computation
 _LOG_BOUND = 12.0  # theta within +-12 of its prior median: priors, not bounds, keep it sensible
 
 
@@ -258,7 +259,10 @@ class StateSpaceGP:
         gp = self._gp
         # Algorithm (R&W eq. 2.41): the GP's conditional mean and variance given the residuals,
         # then the mean function with beta's posterior uncertainty carried through R.
-        f_mean, f_var = gp.predict(self._resid, t=t_star, return_var=True)
+        # celerite2's predictive variance holds an n x steps matrix: in chunks, memory stays O(n).
+        chunks = [gp.predict(self._resid, t=part, return_var=True)
+                  for part in np.array_split(t_star, max(1, steps // _PREDICT_CHUNK))]
+        f_mean, f_var = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
         KsKinvF = np.column_stack([gp.predict(col, t=t_star) for col in self.F_.T])
         R = F_star - KsKinvF
         mean = F_star @ self.beta_ + f_mean

@@ -153,3 +153,15 @@ def test_bad_input_is_one_readable_error(call, match):
 def test_is_registered_by_kind():
     model = make_model("statespace", periods=(12,))
     assert isinstance(model, StateSpaceGP) and model.periods == (12,)
+
+
+def test_a_long_forecast_does_not_hold_an_n_by_steps_matrix():
+    import tracemalloc
+
+    model = StateSpaceGP(periods=(24, 168), optimize=False).fit(_seasonal_series(4000, 24, np.random.default_rng(6)))
+    tracemalloc.start()
+    model.predict(336)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # celerite2's variance for all steps at once holds about thirty n x steps matrices; in chunks, a few
+    assert peak < 3 * 4000 * 336 * 8
