@@ -150,7 +150,7 @@ class StateSpaceGP:
         return np.hstack(parts)
 
     def _solve(self, values: dict[str, float], y: np.ndarray):
-        """Factorise K, integrate beta out; returns (gp, log marginal likelihood, beta, A^-1 factor)."""
+        """Factorise K and integrate beta out: (gp, log marginal likelihood, beta, Cholesky of F' K^-1 F, residual)."""
         gp = celerite2.GaussianProcess(self._kernel(values))
         gp.compute(self.t_, diag=np.full(len(y), values["noise_sigma"] ** 2), check_sorted=False)
         F = self.F_
@@ -178,8 +178,8 @@ class StateSpaceGP:
     # --- estimator interface -----------------------------------------------------------------------
     def fit(self, y, X=None) -> StateSpaceGP:
         """Fit on ``y`` (1-D, equally spaced) and optional regressors ``X`` (n x k)."""
-        # The products here are n x (a few dozen): a threaded BLAS only adds contention (16x slower
-        # on two busy cores), so the fit runs on one BLAS thread.
+        # The products here are n x (a few dozen): a threaded BLAS only adds contention on a busy
+        # machine, so the fit runs on one BLAS thread.
         with threadpool_limits(limits=1, user_api="blas"):
             return self._fit(y, X)
 
@@ -188,8 +188,9 @@ class StateSpaceGP:
         if y.ndim != 1 or not np.all(np.isfinite(y)):
             raise ValueError("y must be a 1-D array of finite numbers")
         if X is not None:
-            X = np.asarray(X, dtype=float).reshape(len(y), -1)
-            if not np.all(np.isfinite(X)):
+            X = np.asarray(X, dtype=float)
+            X = X.reshape(len(X), -1) if X.ndim else X
+            if X.ndim != 2 or len(X) != len(y) or not np.all(np.isfinite(X)):
                 raise ValueError("X must hold finite numbers, one row per value of y")
         if len(y) > self.max_points:
             log.warning("series has %d points: fitting its most recent %d (max_points)", len(y), self.max_points)
@@ -251,8 +252,9 @@ class StateSpaceGP:
         if self.n_regressors_:
             if X is None:
                 raise ValueError(f"the model uses {self.n_regressors_} regressors: pass their future values as X")
-            X = np.asarray(X, dtype=float).reshape(steps, -1)
-            if X.shape[1] != self.n_regressors_ or not np.all(np.isfinite(X)):
+            X = np.asarray(X, dtype=float)
+            X = X.reshape(len(X), -1) if X.ndim else X
+            if X.shape != (steps, self.n_regressors_) or not np.all(np.isfinite(X)):
                 raise ValueError(f"X must be {steps} x {self.n_regressors_} finite numbers")
         t_star = self.t_[-1] + np.arange(1, steps + 1, dtype=float)
         F_star = self._design(t_star, X if self.n_regressors_ else None)

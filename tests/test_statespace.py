@@ -126,6 +126,8 @@ def test_regressors_enter_the_mean():
     assert np.mean(np.abs(fc["mean"] - (50 + 8 * promo[n:]))) < 1.5
     with pytest.raises(ValueError, match="regressors"):
         model.predict(10)
+    with pytest.raises(ValueError, match="X must be 11 x 1 finite numbers"):
+        model.predict(11, promo[n:, None])
 
 
 def test_a_series_longer_than_max_points_is_cut_with_one_log_line(caplog):
@@ -140,6 +142,7 @@ def test_a_series_longer_than_max_points_is_cut_with_one_log_line(caplog):
 @pytest.mark.parametrize("call, match", [
     (lambda: StateSpaceGP().fit([1.0, np.nan] * 10), "finite"),
     (lambda: StateSpaceGP().fit(np.ones(5)), "at least 8"),
+    (lambda: StateSpaceGP().fit(np.ones(20), np.ones((19, 1))), "one row per value of y"),
     (lambda: StateSpaceGP(periods=(1,)).fit(np.arange(50.0)), "at least 2 steps"),
     (lambda: StateSpaceGP().predict(3), "fit before predict"),
     (lambda: StateSpaceGP(optimize=False).fit(np.arange(50.0)).predict(0), "positive whole number"),
