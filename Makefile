@@ -6,7 +6,7 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve docker-build docker-run clean
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve docker-build docker-run vendor-js clean
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make docker-build    build the image (trains inside the build on DATA_FILE, default the sample)"
 	@echo "make docker-run      run the image on :$(PORT), the prediction log in volume $(DATA_VOLUME)"
 	@echo "                     (MODELS=dir serves a trained Output/ instead; see lightsail-deployment.md)"
+	@echo "make vendor-js       re-fetch the dashboard's pinned charting library (uPlot) with npm"
 
 # One stamp per requirements file: reinstall only when a pin changes.
 $(BIN)/python:
@@ -90,6 +91,22 @@ docker-build:
 docker-run:
 	docker run --rm -p $(PORT):5000 --name callcenter-gp -v $(DATA_VOLUME):/app/data \
 	  $(if $(MODELS),-v $(abspath $(MODELS)):/app/Output:ro) $(IMAGE)
+
+# The dashboard's charting library, vendored into service/static/ so pages need no CDN and the image
+# no Node.js. npm verifies the tarball against the registry's integrity hash; SHA256SUMS pins the files
+# committed, so a changed download fails here instead of changing the dashboard silently. To upgrade:
+# change UPLOT_VERSION, run `make vendor-js UPDATE_SUMS=1`, review the diff, run the browser tests.
+UPLOT_VERSION := 1.6.32
+UPLOT_DIR := service/static/vendor/uplot
+vendor-js:
+	@command -v npm >/dev/null || { echo "vendor-js needs npm (Debian: apt-get install npm)"; exit 1; }
+	rm -rf .vendor-tmp && mkdir .vendor-tmp
+	cd .vendor-tmp && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null && tar xzf uplot-$(UPLOT_VERSION).tgz
+	mkdir -p $(UPLOT_DIR)
+	cp .vendor-tmp/package/dist/uPlot.iife.min.js .vendor-tmp/package/dist/uPlot.min.css \
+	  .vendor-tmp/package/LICENSE $(UPLOT_DIR)/
+	rm -rf .vendor-tmp
+	cd $(UPLOT_DIR) && $(if $(UPDATE_SUMS),sha256sum uPlot.iife.min.js uPlot.min.css LICENSE > SHA256SUMS,sha256sum -c SHA256SUMS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,7 +2,7 @@
 
 Reading the factory tells the whole app: the extensions (one JSON error shape, the model registry,
 request ids and the access log, Prometheus metrics, the prediction log) and the blueprints (the API,
-the prediction log's routes, the dashboard), each registered here and nowhere else.
+the prediction log's routes, the dashboard, the API explorer), each registered here and nowhere else.
 
 Configuration comes from the environment (see :data:`ENV_KEYS`) and then from ``config`` (a
 mapping), which wins. Models are loaded when the app is created — in each gunicorn worker, since
@@ -45,7 +45,7 @@ def _env_config() -> dict[str, Any]:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from MLPipeline.config import output_dir
-    from service import api, dashboard, errors, logs, metrics, records, store
+    from service import api, dashboard, docs, errors, logs, metrics, records, store
     from service.json_provider import OrjsonProvider
     from service.registry import Registry, settle_heap
 
@@ -71,6 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         reg.start()
     tree = api.create_openapi(app)
     app.register_blueprint(api.create_blueprint(tree))
+    app.register_blueprint(docs.bp)  # GET /docs: Swagger UI over /openapi.json
     logs.init_app(app)
     metrics.init_app(app)
     store.init_app(app)

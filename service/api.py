@@ -24,12 +24,14 @@ from pydantic import BaseModel, ValidationError
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from service import inference
+from service import downloads, inference
+from service.downloads import Download
 from service.errors import ApiError, from_validation_error
 from service.registry import ModelUnavailable, Registry
 from service.schemas import (
     AnomaliesRequest,
     AnomaliesResponse,
+    DownloadQuery,
     ErrorResponse,
     ForecastRequest,
     ForecastResponse,
@@ -183,16 +185,29 @@ def add_endpoint(
     responses: dict[int, type[BaseModel] | None],
     tags: tuple[str, ...] = (),
     security: dict[str, list[str]] | None = None,
+    download: Download | None = None,
 ) -> None:
-    """Route ``rule`` to ``view(body=..., query=...)`` with validation and OpenAPI documentation."""
+    """Route ``rule`` to ``view(body=..., query=...)`` with validation and OpenAPI documentation.
+
+    The operation id is the view's name. With ``download``, the answer's rows can also be had as
+    CSV or .xlsx (service.downloads); ``query`` must then take DownloadQuery's fields, or be None
+    (the view is not shown them).
+    """
+    view_query = query
+    if download is not None and query is None:
+        query = DownloadQuery
 
     @wraps(view)
     def handler(**kwargs: Any) -> Any:
         if body is not None:
             kwargs["body"] = _validate(body, read_json_body())
-        if query is not None:
-            kwargs["query"] = _validate(query, request.args.to_dict())
-        return _as_json(view(**kwargs))
+        asked = _validate(query, request.args.to_dict()) if query is not None else None
+        if view_query is not None:
+            kwargs["query"] = asked
+        if download is None:
+            return _as_json(view(**kwargs))
+        chosen = downloads.choose_format(asked)  # before the work: a format we cannot write is refused first
+        return _as_json(downloads.respond(view(**kwargs), download, asked, chosen))
 
     statuses = dict(responses)
     if body is not None:
@@ -205,6 +220,7 @@ def add_endpoint(
         resp=Response(**{f"HTTP_{status}": model for status, model in statuses.items()}),
         tags=tags,
         security=security,
+        operation_id=view.__name__,
         skip_validation=True,  # validated above, so errors come out in our shape
     )(handler)
     target.add_url_rule(rule, endpoint=view.__name__, view_func=documented, methods=list(methods))
@@ -432,6 +448,7 @@ def create_blueprint(tree: SpecTree) -> Blueprint:
         body=ForecastRequest,
         responses={200: ForecastResponse, **unavailable},
         tags=("predictions",),
+        download=Download("forecast"),
     )
     add_endpoint(
         bp,
@@ -463,7 +480,9 @@ def create_blueprint(tree: SpecTree) -> Blueprint:
         security={"admin": []},
     )
     bp.add_url_rule(
-        "/openapi.json", endpoint="openapi", view_func=lambda: current_app.extensions[OPENAPI_KEY].spec
+        "/openapi.json",
+        endpoint="openapi",
+        view_func=lambda: downloads.document(current_app.extensions[OPENAPI_KEY].spec),
     )
     bp.before_app_request(lambda: registry().refresh())
     bp.after_app_request(_secure)

@@ -5,7 +5,10 @@ The page shows, for the served model: one chart per series (service.charts) when
 volume and holdout error) with a picker that draws one (``/?series=<id>``); the holdout metrics per
 kind of the charted series with the preferred kind and the reason it was chosen; the model version,
 training window and training time, the latest logged predictions, live accuracy once actuals
-exist, and a form that calls ``POST /predict`` from ``static/dashboard.js``. With no model
+exist, and a form that calls ``POST /predict`` from ``static/dashboard.js``. In the browser,
+``static/charts.js`` redraws each chart with uPlot (vendored in ``static/vendor/uplot/``) from
+``GET /dashboard/chart?series=<id>``, the JSON of one series' chart, whose forecast is the
+``POST /forecast`` computation; the SVG is what a reader without JavaScript sees. With no model
 loaded it answers 503 with an HTML page giving the registry's reason. Series ids are data: they are
 escaped in the page (Jinja's autoescape) and element ids are built from their hash.
 
@@ -197,27 +200,33 @@ def chart_id(series_id: str) -> str:
     return f"chart-{series_key(series_id)}"
 
 
+def chart_inputs(model, domain: str) -> charts.ChartInputs:
+    """The preferred kind's forecast path as ``POST /forecast`` computes it, the history and the holdout."""
+    kind, rows, assumption = inference.forecast(model, domain, FORECAST_MONTHS, levels=DEFAULT_LEVELS)
+    history, _ = model.bundle.history[domain].to_pandas()
+    return charts.ChartInputs(kind, rows, assumption, history, model.bundle.holdout.get((domain, kind)))
+
+
 def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, Any]:
     """The series' chart (inline SVG) with its caption facts, cached per model version."""
     cache: charts.ChartCache = current_app.extensions[CHARTS_KEY]
     signature = tuple((m.month, m.value, m.anomaly) for m in markers)
 
     def render() -> dict[str, Any]:
-        kind, rows, assumption = inference.forecast(model, domain, FORECAST_MONTHS, levels=DEFAULT_LEVELS)
-        path = pd.DataFrame(rows)
+        inputs = chart_inputs(model, domain)
+        kind = inputs.kind
+        path = pd.DataFrame(inputs.forecast)
         path.index = pd.DatetimeIndex([parse_month(m) for m in path.pop("month")], name="month")
         heading = f"{domain} ({kind} model)"
         title = f"{domain}: volume per month, held-out check and {FORECAST_MONTHS}-month forecast ({kind} model)"
-        holdout = model.bundle.holdout.get((domain, kind))
-        history, _ = model.bundle.history[domain].to_pandas()
-        svg = charts.domain_svg(history, holdout, path, markers, heading, chart_id(domain), title)
+        svg = charts.domain_svg(inputs.history, inputs.holdout, path, markers, heading, chart_id(domain), title)
         return {
             "domain": domain,
             "id": chart_id(domain),
             "kind": kind,
             "title": title,
             "svg": svg,
-            "assumption": assumption,
+            "assumption": inputs.assumption,
             "first": format_month(path.index[0]),
             "last": format_month(path.index[-1]),
             "anomalies": sum(m.anomaly for m in markers),
@@ -264,6 +273,36 @@ def overview(model, order: str, page: int) -> dict[str, Any]:
     page = min(page, pages)
     rows = [series_summary(model, sid) for sid in ids[(page - 1) * OVERVIEW_PAGE:page * OVERVIEW_PAGE]]
     return {"rows": rows, "order": order, "page": page, "pages": pages, "total": len(ids)}
+
+
+def series_markers(model, domain: str) -> list[charts.Marker]:
+    """The series' checked actuals for its chart; none when there is no log or it cannot be read
+    (the page says why; a chart without markers is still worth drawing)."""
+    log = current_app.extensions.get(PREDICTION_LOG_KEY)
+    if log is None:
+        return []
+    from service.store import PredictionLogUnavailable
+
+    try:
+        return LiveLog(checked=check_actuals(model, log, log.actuals(), [domain])).markers(domain)
+    except PredictionLogUnavailable as exc:
+        logger.warning("dashboard: actuals for %s not drawn: %s", domain, exc)
+        return []
+
+
+@bp.route("/dashboard/chart")
+def chart_json():
+    """One series' chart as JSON (``?series=<id>``), what ``static/charts.js`` draws: one series per
+    request, so its cost does not grow with the number of series."""
+    model = current_app.extensions[REGISTRY_KEY].current
+    if model is None:
+        raise ApiError(503, "model_not_loaded", "no model is loaded")
+    domain = request.args.get("series")
+    if not domain:
+        raise ApiError(422, "missing_field", "give the series: /dashboard/chart?series=<id>", "series")
+    domain = inference.check_series(model, domain, "series")
+    data = charts.chart_data(chart_inputs(model, domain), series_markers(model, domain), DEFAULT_LEVELS)
+    return {"series": domain, "model_version": model.version, **data}, 200, {"Cache-Control": "no-store"}
 
 
 def _page(template: str, status: int, **context: Any):

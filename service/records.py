@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from service.errors import ApiError
-from service.schemas import Domain, Month, invalid, one_of_forms
+from service.schemas import Domain, DownloadQuery, Month, invalid, one_of_forms
 from service.store import CURSOR_PATTERN, MAX_CURSOR, as_utc
 
 MAX_ACTUALS = 1000  # items in one POST /actuals
@@ -79,7 +79,7 @@ Cursor = Annotated[
 ]
 
 
-class PredictionsQuery(BaseModel):
+class PredictionsQuery(DownloadQuery):
     model_config = _QUERY
 
     domain: Domain | None = None
@@ -109,7 +109,13 @@ class ActualsRequest(BaseModel):
 
     # The one-of rule below (_one_form), stated in the schema too.
     model_config = ConfigDict(
-        strict=True, extra="forbid", json_schema_extra=one_of_forms(("month", "domain", "value"), (), "actuals")
+        strict=True,
+        extra="forbid",
+        json_schema_extra={
+            **one_of_forms(("month", "domain", "value"), (), "actuals"),
+            "examples": [{"month": "2021-03", "domain": "Banking", "value": 1310},
+                         {"actuals": [{"month": "2021-01", "domain": "Healthcare", "value": 21000}]}],
+        },
     )
 
     month: Month | None = None
@@ -271,12 +277,14 @@ def get_accuracy(query: AccuracyQuery):
 def create_blueprint(tree) -> Blueprint:
     """The log's routes, documented in the app's /openapi.json through ``tree`` (service.api.add_endpoint)."""
     from service.api import add_endpoint
+    from service.downloads import Download
     from service.schemas import ErrorResponse
 
     bp = Blueprint("records", __name__)
     unavailable = {503: ErrorResponse}
     add_endpoint(bp, tree, "/predictions", list_predictions, query=PredictionsQuery,
-                 responses={200: PredictionsPage, **unavailable}, tags=("prediction log",))
+                 responses={200: PredictionsPage, **unavailable}, tags=("prediction log",),
+                 download=Download("predictions", tuple(LoggedPrediction.model_fields)))
     add_endpoint(bp, tree, "/actuals", post_actuals, methods=("POST",), body=ActualsRequest,
                  responses={200: ActualsResponse, **unavailable}, tags=("prediction log",))
     add_endpoint(bp, tree, "/accuracy", get_accuracy, query=AccuracyQuery,

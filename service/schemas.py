@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -146,7 +147,13 @@ Domain = Annotated[
 Kind = Literal[KINDS]
 Value = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
 
-_REQUEST = ConfigDict(strict=True, extra="forbid")
+
+
+def _request(*examples: dict[str, Any]) -> ConfigDict:
+    """A strict request model's config, with the examples /docs offers to send."""
+    return ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": list(examples)})
+
+
 _RESPONSE = ConfigDict(extra="forbid")
 #: What /predict, /forecast and /anomalies say when they had to assume regressor values.
 REGRESSOR_DOC = (
@@ -215,6 +222,11 @@ class PredictRequest(BaseModel):
             # The one-of rule below (_one_form), stated in the schema too (regressor names are the model's,
             # so the schema cannot list them among the fields a batch must not have).
             **one_of_forms(("month",), (), "instances"),
+            "examples": [
+                {"month": "2021-03", "domains": ["Telecom", "Banking"], "phone_lines": 4, "channels": 2},
+                {"instances": [{"month": "2020-12"}, {"month": "2021-06", "channels": 3}], "domains": ["Insurance"],
+                 "level": [90]},
+            ],
         },
     )
 
@@ -258,7 +270,7 @@ RegressorValues = Annotated[
 
 
 class ForecastRequest(BaseModel):
-    model_config = _REQUEST
+    model_config = _request({"domain": "Healthcare", "horizon": 6, "level": [80, 95]})
 
     domain: Domain
     horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON), BeforeValidator(_integral)] = 12
@@ -291,12 +303,42 @@ class Observation(_WithRegressors):
 
 
 class AnomaliesRequest(BaseModel):
-    model_config = _REQUEST
+    model_config = _request({"domain": "Banking", "observations": [{"month": "2020-06", "value": 1200},
+                                                                   {"month": "2020-07", "value": 4000}]})
 
     domain: Domain
     observations: Annotated[list[Observation], Field(min_length=1, max_length=MAX_INSTANCES)]
     level: Level = Field(99.0, description="interval level in percent; outside it = anomaly")
     kind: Kind | None = None
+
+
+#: What GET /predictions and POST /forecast answer in (service.downloads writes the files), and their
+#: row shapes: the JSON rows as they are, or statsforecast's forecast frame.
+FORMATS = ("json", "csv", "xlsx")
+SHAPES = ("rows", "nixtla")
+
+
+def _choice(code: str, allowed: tuple[str, ...]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is not None and value not in allowed:
+            raise invalid(code, f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+class DownloadQuery(BaseModel):
+    """Query parameters of a route whose answer is a table that can be downloaded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Annotated[Literal[FORMATS], BeforeValidator(_choice("invalid_format", FORMATS))] | None = Field(
+        None, description="json, csv or xlsx; without it the Accept header decides (text/csv, "
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet; default JSON)")
+    output: Annotated[Literal[SHAPES], BeforeValidator(_choice("invalid_output", SHAPES))] | None = Field(
+        None, description="rows (default): the JSON rows' columns; nixtla: statsforecast's columns "
+        "unique_id, ds, mean, then lo- and hi- per level (lo-80, lo-95, hi-80, hi-95); a table: CSV unless "
+        "xlsx is asked for, format=json with it is refused")
 
 
 # ---------------------------------------------------------------- responses

@@ -276,3 +276,50 @@ def database(request, tmp_path) -> dict[str, str]:
     if request.param == "sqlite":
         return {"env": {"PREDICTION_DB_DIR": str(tmp_path / "var")}, "url": url}
     return {"env": {"DATABASE_URL": url}, "url": url}
+
+
+# ------------------------------------------------------------------ headless Chromium
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+BROWSER_WINDOW = (1280, 1000)
+PAGE_LOAD_SECONDS = 60
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Debian's chromium driven by selenium, headless, its console kept (CSP violations land there).
+    Skipped locally without chromium and chromium-driver; required in CI."""
+    require(CHROMIUM.exists() and CHROMEDRIVER.exists(), "chromium and chromium-driver are not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "true"  # never let selenium-manager download anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.add_argument(f"--window-size={BROWSER_WINDOW[0]},{BROWSER_WINDOW[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(PAGE_LOAD_SECONDS)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def csp_violations(driver) -> list[str]:
+    """The Content-Security-Policy refusals in the browser's console since the last call."""
+    return [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]

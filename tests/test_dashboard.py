@@ -1,13 +1,18 @@
 """GET / through the Flask test client: the page for a trained model with and without logged
 predictions and actuals, every chart (one inline SVG per domain with its title, axis labels and
 legend), the holdout metrics table with the preferred kind highlighted, the security headers,
-the chart cache, and the 503 page when no model is loaded."""
+the chart cache, and the 503 page when no model is loaded; GET /dashboard/chart, the JSON the
+browser draws, against /forecast's numbers, the history and the holdout; the vendored uPlot
+against its pin."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 import pytest
@@ -241,7 +246,9 @@ def test_actuals_the_model_cannot_score_are_left_unchecked(client, bundle, monke
 
 def test_security_headers_on_the_page_and_its_static_files(client):
     for path, mimetype in (("/", "text/html"), ("/static/dashboard.js", "text/javascript"),
-                           ("/static/dashboard.css", "text/css")):
+                           ("/static/dashboard.css", "text/css"), ("/static/charts.js", "text/javascript"),
+                           ("/static/vendor/uplot/uPlot.iife.min.js", "text/javascript"),
+                           ("/dashboard/chart?series=Banking", "application/json")):
         response = client.get(path)
         assert response.status_code == 200 and response.mimetype == mimetype, path
         csp = response.headers["Content-Security-Policy"]
@@ -252,6 +259,7 @@ def test_security_headers_on_the_page_and_its_static_files(client):
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "no-referrer"
     assert client.get("/").headers["Cache-Control"] == "no-store"
+    assert client.get("/dashboard/chart?series=Banking").headers["Cache-Control"] == "no-store"
     assert "Content-Security-Policy" not in client.get("/health").headers  # the API is left alone
 
 
@@ -345,6 +353,7 @@ def test_many_series_get_an_overview_sorted_by_volume_and_paged(many):
     loaded = many.extensions[REGISTRY_KEY].current
     page, html = page_of(many)
     assert not page.find_all("figure", cls="chart-card") and page.find_all(id="no-chart")
+    assert not any("uPlot" in s.attrs["src"] for s in page.find_all("script"))  # no chart, no library
     rows = page.one("table", id="overview-table").one("tbody").find_all("tr")
     assert len(rows) == dashboard.OVERVIEW_PAGE
     volumes = [loaded.series[r.attrs["data-domain"]].info.mean_volume for r in rows]
@@ -362,14 +371,92 @@ def test_many_series_get_an_overview_sorted_by_volume_and_paged(many):
 
 
 def test_the_picker_draws_the_chosen_series_and_suggests_close_names(many):
-    from urllib.parse import quote
-
     for name in ("a/b", "../x", "<b>bold</b> & co", "Travel"):
         page, _ = page_of(many, f"?series={quote(name)}")
         (figure,) = page.find_all("figure", cls="chart-card")
         assert figure.attrs["data-domain"] == name and figure.attrs["id"] == f"{dashboard.chart_id(name)}-figure"
         assert [r.attrs["data-domain"] for r in page.one("table", id="metrics-table").one("tbody").find_all("tr")] \
             == [name]
+        assert chart_json(many.test_client(), name)["series"] == name  # any id, through the query string
+        assert many.test_client().get(figure.attrs["data-chart-url"]).get_json()["series"] == name
     page, _ = page_of(many, "?series=travle")
     assert "No series travle" in page.one(id="series-missing").text()
     assert {a.text() for a in page.one(id="series-missing").find_all("a")} >= {"Travel"}
+
+
+# ------------------------------------------------------------ the charts' JSON
+
+
+def chart_json(client, series: str) -> dict:
+    response = client.get(f"/dashboard/chart?series={quote(series)}")
+    assert response.status_code == 200, response.data[:500]
+    return response.get_json()
+
+
+def test_chart_json_equals_the_forecast_endpoints_numbers(client, bundle):
+    page, _ = get_page(client)
+    urls = {f.attrs["data-domain"]: f.attrs["data-chart-url"] for f in page.find_all("figure", cls="chart-card")}
+    assert list(urls) == list(DEFAULT_QUEUES)
+    for domain in DEFAULT_QUEUES:
+        data = client.get(urls[domain]).get_json()  # the URL the page gives its chart
+        assert (data["series"], data["model_version"], data["kind"]) == (domain, bundle.version,
+                                                                         bundle.preferred[domain])
+        answer = client.post("/forecast", json={"domain": domain, "horizon": dashboard.FORECAST_MONTHS})
+        assert answer.status_code == 200
+        rows = answer.get_json()["forecast"]
+        assert data["forecast"]["month"] == [r["month"] for r in rows]
+        for name in ("mean", "lower_80", "upper_80", "lower_95", "upper_95"):
+            assert data["forecast"][name] == [r[name] for r in rows], name  # exactly: the same computation
+        assert data["levels"] == [80.0, 95.0]
+        history = bundle.history[domain].to_pandas()[0]
+        assert data["history"]["month"] == [format_month(m) for m in history.index]
+        assert data["history"]["value"] == history.tolist()
+        holdout = bundle.holdout[(domain, data["kind"])]
+        assert data["holdout"]["month"] == [format_month(m) for m in holdout.index]
+        assert data["holdout"]["upper_95"] == holdout["upper_95"].tolist()
+        assert data["actuals"] == {"month": [], "value": [], "anomaly": []}
+
+
+def test_chart_json_carries_the_series_checked_actuals(client, bundle):
+    month = next_month(bundle)
+    predicted = client.post("/predict", json={"month": month, "domains": ["Banking"]}).get_json()["predictions"][0]
+    outside = predicted["upper_95"] * 3 + 1000
+    past = format_month(bundle.train_end - pd.DateOffset(months=5))
+    assert client.post("/actuals", json={"actuals": [
+        {"month": month, "domain": "Banking", "value": outside},
+        {"month": past, "domain": "Banking", "value": float(bundle.history["Banking"].y[-5])},
+        {"month": month, "domain": "Telecom", "value": 1.0},
+    ]}).status_code == 200
+    data = chart_json(client, "Banking")
+    assert data["actuals"] == {"month": [past, month], "value": [float(bundle.history["Banking"].y[-5]), outside],
+                               "anomaly": [False, True]}
+    assert chart_json(client, "Healthcare")["actuals"]["month"] == []  # another series' actuals stay out
+
+
+def test_chart_json_names_a_missing_or_unknown_series(client):
+    for query, code in (("", "missing_field"), ("?series=", "missing_field"), ("?series=Bankin", "unknown_domain")):
+        response = client.get(f"/dashboard/chart{query}")
+        assert response.status_code == 422 and response.mimetype == "application/json"
+        assert response.get_json()["error"]["code"] == code and response.get_json()["error"]["field"] == "series"
+    assert "Banking" in client.get("/dashboard/chart?series=Bankin").get_json()["error"]["message"]
+
+
+def test_chart_json_is_a_503_without_a_model(tmp_path):
+    app = create_app({"OUTPUT_DIR": str(tmp_path / "empty"), "PREDICTION_DB_DIR": str(tmp_path / "db")})
+    response = app.test_client().get("/dashboard/chart?series=Banking")
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_not_loaded"
+
+
+def test_page_loads_the_vendored_chart_library_it_ships_with_its_licence(client):
+    page, _ = get_page(client)
+    scripts = [s.attrs["src"] for s in page.find_all("script")]
+    assert scripts == ["/static/dashboard.js", "/static/vendor/uplot/uPlot.iife.min.js", "/static/charts.js"]
+    assert all("defer" in s.attrs for s in page.find_all("script"))  # run in order, after parsing
+    assert "/static/vendor/uplot/uPlot.min.css" in [link.attrs["href"] for link in page.find_all("link")]
+    vendor = Path(dashboard.__file__).parent / "static" / "vendor" / "uplot"
+    assert "MIT License" in (vendor / "LICENSE").read_text()
+    pinned = re.search(r"^UPLOT_VERSION := (\S+)$", (vendor.parents[3] / "Makefile").read_text(), re.M).group(1)
+    assert (vendor / "uPlot.iife.min.js").read_text().startswith(f"/*! https://github.com/leeoniya/uPlot (v{pinned}) */")
+    for line in (vendor / "SHA256SUMS").read_text().splitlines():  # what `make vendor-js` checks
+        digest, name = line.split()
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, name

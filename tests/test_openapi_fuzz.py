@@ -100,6 +100,10 @@ AGREEMENT = [
     ("POST", "/predict", {"month": "2021-03", "instances": None}, True),
     ("POST", "/predict", {"instances": None}, False),  # null counted as present
     ("POST", "/forecast", {"domain": "Banking", "level": [95, 95]}, False),  # uniqueItems
+    ("GET", "/predictions", {"format": "csv"}, True),  # the downloads' query parameters
+    ("GET", "/predictions", {"format": "xlsx", "output": "nixtla"}, True),
+    ("GET", "/predictions", {"format": "pdf"}, False),
+    ("GET", "/predictions", {"output": "wide"}, False),
 ]
 
 
