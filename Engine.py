@@ -19,6 +19,7 @@ from MLPipeline.actuals import prediction_log_url
 from MLPipeline.artifacts import KEEP_RUNS, OutputBusy
 from MLPipeline.config import DEFAULT_DATA_PATH, DEFAULT_OUTPUT_DIR, HOLDOUT_MONTHS, MAX_TRAIN_MONTHS
 from MLPipeline.data import LAYOUTS, DataError
+from MLPipeline.frequency import FREQUENCIES
 from MLPipeline.gate import GATE_MARGIN
 from MLPipeline.logs import LOG_FORMATS, configure_logging
 from MLPipeline.pipeline import REGRESSOR_MODES, TRAINABLE_KINDS, RunConfig, run
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--regressors", metavar="NAMES", help="comma-separated regressor columns, e.g. "
                         "phone_lines,channels (default: the call-centre workbook's two, when present); '' for none")
     parser.add_argument("--series", metavar="NAMES", help="comma-separated series to train (default: all)")
+    parser.add_argument("--freq", choices=FREQUENCIES, help="the data's frequency, checked against its timestamps "
+                        "(default: detected; timestamps are read as UTC)")
     parser.add_argument("--period-column", help="header of the period column (default: month, ds, date, ...)")
     parser.add_argument("--id-column", help="long layout: header of the series-id column (default: unique_id, ...)")
     parser.add_argument("--value-column", help="long layout: header of the value column (default: y, calls, ...)")
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_format)
     load = {"layout": args.layout, "sheet": args.sheet, "period_column": args.period_column,
             "id_column": args.id_column, "value_column": args.value_column,
+            "frequency": args.freq,
             "regressors": None if args.regressors is None else _names(args.regressors),
             "series": None if args.series is None else _names(args.series)}
     try:

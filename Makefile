@@ -6,7 +6,7 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve docker-build docker-run vendor-js clean mlflow
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve docker-build docker-run vendor-js clean mlflow
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
@@ -15,6 +15,7 @@ help:
 	@echo "make train           (re)train: python Engine.py"
 	@echo "make mlflow          the MLflow client in .venv (MLFLOW_TRACKING_URI) and a tracking server in $(MLFLOW_VENV)/"
 	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
+	@echo "make bench-frequency half-hourly/weekly accuracy and fit time vs n of the state-space GP"
 	@echo "make bench-serve     serving benchmark through gunicorn"
 	@echo "make docker-build    build the image (trains inside the build on DATA_FILE, default the sample)"
 	@echo "make docker-run      run the image on :$(PORT), the prediction log in volume $(DATA_VOLUME)"
@@ -78,6 +79,9 @@ test: $(VENV)/.bench mlflow lint
 
 bench-accuracy: $(VENV)/.bench
 	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
+
+bench-frequency: $(VENV)/.bench
+	nice -n 10 $(BIN)/python bench/frequency.py $(BENCH_ARGS)
 
 # wrk (Debian's package) is the serving benchmark's load generator; bench/serve.py falls back to a
 # Python client where it cannot be installed (no apt-get, not root).
