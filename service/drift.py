@@ -9,8 +9,9 @@ few seconds costs one query a half-minute. Labels are bounded as for the counter
 figures; live figures weighted by their number of scored predictions). A log that cannot be read
 leaves the live gauges out of that scrape; /metrics itself never fails for it.
 
-Drift reads as live MAPE well above the holdout MAPE, or live 95% coverage well below 0.95: see
-deploy/prometheus/alerts.yml.
+Drift reads as live MAPE well above the holdout MAPE, or live 95% coverage well below 0.95:
+:func:`drift_reasons` is the rule the dashboard marks queues by, and deploy/prometheus/alerts.yml
+states the same thresholds in PromQL (tests/test_alerts.py keeps the two equal).
 """
 
 from __future__ import annotations
@@ -28,6 +29,29 @@ log = logging.getLogger(__name__)
 LIVE_CACHE_SECONDS = 30.0
 HOLDOUT_FIGURES = ("mape", "coverage_95")
 LIVE_FIGURES = ("mape", "coverage_95")
+
+# The drift rule (mirrored by the alert rules): live MAPE above FACTOR x holdout MAPE + SLACK points
+# once MIN_SCORED predictions have an actual, or live 95% coverage below FLOOR once COVERAGE_MIN_SCORED do.
+DRIFT_MAPE_FACTOR = 1.5
+DRIFT_MAPE_SLACK = 5.0
+DRIFT_MIN_SCORED = 3
+DRIFT_COVERAGE_FLOOR = 0.75
+DRIFT_COVERAGE_MIN_SCORED = 6
+
+
+def drift_reasons(live: dict, holdout: dict) -> list[str]:
+    """Why a series' live figures (``count``, ``mape``, ``coverage_95``) count as drift against its
+    holdout figures; [] when they do not (or too few predictions have an actual yet)."""
+    reasons = []
+    count = live.get("count") or 0
+    mape, promised = live.get("mape"), holdout.get("mape")
+    if count >= DRIFT_MIN_SCORED and mape is not None and promised is not None \
+            and mape > DRIFT_MAPE_FACTOR * promised + DRIFT_MAPE_SLACK:
+        reasons.append(f"live MAPE {mape:.1f}% vs {promised:.1f}% at holdout")
+    coverage = live.get("coverage_95")
+    if count >= DRIFT_COVERAGE_MIN_SCORED and coverage is not None and coverage < DRIFT_COVERAGE_FLOOR:
+        reasons.append(f"95% coverage {coverage:.0%}")
+    return reasons
 
 
 def _mean(pairs: list[tuple[float, float]]) -> float | None:

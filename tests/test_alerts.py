@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from MLPipeline.config import PROJECT_ROOT
+from service import drift
 from tests.conftest import require
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus"
@@ -42,3 +43,13 @@ def test_a_broken_rule_is_refused(promtool, tmp_path):
     result = subprocess.run([promtool, "check", "rules", str(tmp_path / "alerts.yml")], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode != 0
+
+
+def test_the_alert_rules_state_the_dashboards_drift_rule():
+    """One rule, two notations: the PromQL thresholds equal service.drift's."""
+    rules = (RULES / "alerts.yml").read_text()
+    assert (f"callcenter_series_live_mape > {drift.DRIFT_MAPE_FACTOR:g} * callcenter_series_holdout_mape"
+            f" + {drift.DRIFT_MAPE_SLACK:g}") in rules
+    assert f"callcenter_series_live_scored >= {drift.DRIFT_MIN_SCORED}" in rules
+    assert f"callcenter_series_live_coverage_95 < {drift.DRIFT_COVERAGE_FLOOR:g}" in rules
+    assert f"callcenter_series_live_scored >= {drift.DRIFT_COVERAGE_MIN_SCORED}" in rules

@@ -4,6 +4,7 @@ figures from the prediction log, series labels bounded by METRICS_SERIES_LABELS.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -71,3 +72,34 @@ def test_metrics_still_answer_when_the_log_is_unreadable(output, tmp_path, monke
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert "callcenter_series_holdout_mape{" in text and "callcenter_series_live_mape{" not in text
+
+
+@pytest.mark.parametrize(("live", "holdout", "expected"), [
+    ({"count": 3, "mape": 20.1, "coverage_95": 1.0}, {"mape": 10.0}, ["live MAPE 20.1% vs 10.0% at holdout"]),
+    ({"count": 3, "mape": 19.9, "coverage_95": 1.0}, {"mape": 10.0}, []),  # under 1.5 x 10 + 5
+    ({"count": 2, "mape": 90.0, "coverage_95": 0.0}, {"mape": 10.0}, []),  # too few scored yet
+    ({"count": 6, "mape": 5.0, "coverage_95": 0.5}, {"mape": 10.0}, ["95% coverage 50%"]),
+    ({"count": 5, "mape": 5.0, "coverage_95": 0.5}, {"mape": 10.0}, []),
+    ({"count": 9, "mape": 50.0, "coverage_95": None}, {}, []),  # no holdout figure to compare with
+])
+def test_the_drift_rule(live, holdout, expected):
+    assert drift.drift_reasons(live, holdout) == expected
+
+
+def test_the_dashboard_marks_the_drifting_series_only(output, tmp_path):
+    client = create_app({"OUTPUT_DIR": str(output), "PREDICTION_DB_DIR": str(tmp_path / "db")}).test_client()
+    first, second, *_ = DEFAULT_QUEUES
+    actuals = []
+    for month in ("2014-01", "2014-02", "2014-03"):
+        answer = client.post("/predict", json={"month": month, "domains": [first, second],
+                                               "phone_lines": 4, "channels": 2})
+        assert answer.status_code == 200
+        means = {p["domain"]: p["mean"] for p in answer.get_json()["predictions"]}
+        actuals += [{"month": month, "domain": first, "value": means[first] * 3},  # MAPE ~67% at each month
+                    {"month": month, "domain": second, "value": means[second]}]
+    assert client.post("/actuals", json={"actuals": actuals}).status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    note = re.search(r'<p class="drift-note" id="drift-note">(.*?)</p>', page, re.S)
+    assert note is not None and "1 series drifting" in note.group(1) and note.group(1).rstrip().endswith(f"{first}.")
+    rows = {domain: bool(flag) for flag, domain in re.findall(r'<tr( class="drifting")? data-domain="([^"]+)">', page)}
+    assert rows == {first: True, second: False}
