@@ -69,7 +69,8 @@ COPY --from=build /opt/venv /opt/venv
 # Code and models stay root-owned: the service user can read them, not change them.
 COPY MLPipeline/ MLPipeline/
 COPY service/ service/
-COPY app.py gunicorn.conf.py ./
+# Engine.py too: the scheduled retrain (deploy/ec2-run.sh retrain) runs in this same image.
+COPY app.py gunicorn.conf.py Engine.py ./
 COPY --from=build /app/Output/ Output/
 
 USER 10001:10001

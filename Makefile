@@ -6,14 +6,16 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-serve bench-scale docker-build docker-run vendor-js clean
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve bench-scale docker-build docker-run vendor-js clean mlflow
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
 	@echo "make test            set up .venv with dev and bench tools, lint, run the whole test suite"
 	@echo "                     (with the PostgreSQL and MariaDB servers that answer on 127.0.0.1)"
 	@echo "make train           (re)train: python Engine.py"
+	@echo "make mlflow          the MLflow client in .venv (MLFLOW_TRACKING_URI) and a tracking server in $(MLFLOW_VENV)/"
 	@echo "make bench-accuracy  accuracy benchmark vs ETS/ARIMA/Theta (writes Output/bench/)"
+	@echo "make bench-frequency half-hourly/weekly accuracy and fit time vs n of the state-space GP"
 	@echo "make bench-serve     serving benchmark through gunicorn"
 	@echo "make bench-scale     training at 1,000 queues: local vs Dask vs AutoETS; service start-up and RSS"
 	@echo "make docker-build    build the image (trains inside the build on DATA_FILE, default the sample)"
@@ -38,6 +40,21 @@ $(VENV)/.bench: requirements.txt requirements-dask.txt requirements-dev.txt requ
 	$(BIN)/pip install --quiet -r requirements-bench.txt
 	touch $@ $(VENV)/.dev $(VENV)/.runtime
 
+# MLflow: the client (mlflow-skinny) beside our pins; the full mlflow, whose server the tracking test
+# starts, in a virtualenv of its own (it cannot be installed beside our gunicorn pin).
+MLFLOW_VENV ?= .venv-mlflow
+
+$(VENV)/.mlflow: requirements.txt requirements-mlflow.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-mlflow.txt
+	touch $@
+
+$(MLFLOW_VENV)/.installed: requirements-mlflow-server.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet -r requirements-mlflow-server.txt
+	touch $@
+
+mlflow: $(VENV)/.mlflow $(MLFLOW_VENV)/.installed
+
 $(OUTPUT_DIR)/manifest.json: | $(VENV)/.runtime
 	$(BIN)/python Engine.py --output $(OUTPUT_DIR)
 
@@ -58,11 +75,14 @@ lint: $(VENV)/.dev
 # The bench requirements too: the accuracy benchmark's smoke runs (baselines, M1, M3) are tests.
 # tests/run-suite.sh uses the PostgreSQL and MySQL/MariaDB servers that answer on 127.0.0.1 and
 # installs Chromium when it can (root, apt-get); it says what is missing, whose tests then skip.
-test: $(VENV)/.bench lint
+test: $(VENV)/.bench mlflow lint
 	bash tests/run-suite.sh $(BIN)/python $(PYTEST_ARGS)
 
 bench-accuracy: $(VENV)/.bench
 	$(BIN)/python bench/accuracy.py $(BENCH_ARGS)
+
+bench-frequency: $(VENV)/.bench
+	nice -n 10 $(BIN)/python bench/frequency.py $(BENCH_ARGS)
 
 bench-scale: $(VENV)/.bench
 	nice -n 10 $(BIN)/python bench/scale.py $(BENCH_ARGS)
@@ -109,4 +129,4 @@ vendor-js:
 	cd $(UPLOT_DIR) && $(if $(UPDATE_SUMS),sha256sum uPlot.iife.min.js uPlot.min.css LICENSE > SHA256SUMS,sha256sum -c SHA256SUMS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache .ruff_cache

@@ -6,7 +6,9 @@ Layout of an output directory::
       manifest.json              <- the commit point: replaced atomically, last
       latest -> runs/<version>   <- convenience link for people
       .engine.lock               <- held by the one Engine.py run writing here
+      served.jsonl               <- one line per publish, promote and rollback (the rollback stack)
       runs/<version>/
+        manifest.json            <- this run's manifest, published or not (what a promote publishes)
         models/<series key>-<kind>.pkl
         data.csv  metrics.json  normality.json  holdout.json  report.md  figures/
 
@@ -16,7 +18,8 @@ else); they use :func:`series_key`, a hash of the id, and the manifest maps ids 
 A run is written into ``runs/.partial-<version>`` first and renamed to ``runs/<version>`` when
 everything is on disk; only then is ``manifest.json`` replaced (``os.replace``). A run that fails at
 any point - bad data, a full disk, a kill - leaves the previous manifest and the files it names
-untouched; the next run removes what a killed one left behind.
+untouched; the next run removes what a killed one left behind. A run the champion/challenger gate
+keeps as a candidate is committed the same way except for that last step.
 
 Loading trusts nothing but the manifest's directory: the manifest and every file it names are
 read only if their path resolves inside that directory and they are regular files (a FIFO or a
@@ -51,7 +54,8 @@ from MLPipeline.panel import Panel, Series
 #: Libraries whose version must match between training and serving for pickles to load safely.
 PINNED_LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels")  # statsmodels: the ETS member
 RUNS_DIR = "runs"
-KEEP_RUNS = 3
+KEEP_RUNS = 3  # runs kept by default (Engine.py --keep N); the served one is never removed
+SERVED_LOG = "served.jsonl"
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".engine.lock"
 
@@ -189,8 +193,9 @@ class RunWriter:
                                "sha256": sha256_bytes(payload)})
         return path
 
-    def commit(self, manifest: dict) -> dict:
-        """Fsync the run, then atomically publish ``manifest.json``; prune old runs."""
+    def commit(self, manifest: dict, publish: bool = True, keep: int = KEEP_RUNS) -> dict:
+        """Fsync the run, then atomically publish ``manifest.json`` (unless ``publish`` is false: a
+        candidate, kept for ``Engine.py runs promote``); prune old runs."""
         manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "model_version": self.version,
@@ -200,12 +205,13 @@ class RunWriter:
             "artifacts": self.artifacts,
             "files": self.files,
         }
+        (self.run_dir / MANIFEST_NAME).write_bytes(json_bytes(manifest))
         _fsync_tree(self.run_dir)
         os.replace(self.run_dir, self.final_dir)
         _fsync_dir(self.final_dir.parent)
-        write_atomic(self.output_dir / MANIFEST_NAME, json_bytes(manifest))
-        _point_latest(self.output_dir, self.final_dir)
-        prune_runs(self.output_dir, keep=KEEP_RUNS)
+        if publish:
+            publish_manifest(self.output_dir, manifest, "trained")
+        prune_runs(self.output_dir, keep=keep)
         return manifest
 
     def abort(self) -> None:
@@ -246,6 +252,22 @@ def _point_latest(output_dir: Path, run_dir: Path) -> None:
         pass  # a convenience only (some filesystems have no symlinks)
 
 
+def publish_manifest(output_dir: Path, manifest: dict, action: str) -> None:
+    """Make ``manifest`` the served one (one atomic rename) and record it in ``served.jsonl``.
+
+    Running services follow the new manifest by themselves (service.registry).
+    """
+    output_dir = Path(output_dir)
+    write_atomic(output_dir / MANIFEST_NAME, json_bytes(manifest))
+    _point_latest(output_dir, output_dir / manifest["run_dir"])
+    line = json.dumps({"version": manifest["model_version"], "action": action,
+                       "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    with open(output_dir / SERVED_LOG, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def current_run(output_dir: Path) -> str | None:
     try:
         return json.loads((Path(output_dir) / MANIFEST_NAME).read_text()).get("run_dir")
@@ -255,6 +277,7 @@ def current_run(output_dir: Path) -> str | None:
 
 def prune_runs(output_dir: Path, keep: int = KEEP_RUNS) -> None:
     """Delete all but the newest ``keep`` runs, never the one the manifest names."""
+    keep = max(1, keep)
     runs_dir = Path(output_dir) / RUNS_DIR
     if not runs_dir.is_dir():
         return

@@ -38,6 +38,10 @@ MIN_MONTHS = 24  # shortest series the loader and forecaster accept
 #: Longest training window per series: the exact GP's cost grows with the cube of the length, and
 #: 20 years of months fit in about a second; longer series train on their most recent months.
 MAX_TRAIN_MONTHS = 240
+#: Longest series the state-space GP (MLPipeline.statespace) fits: its cost grows linearly, and this
+#: many points (two years of hours, a year of half-hours) keep one fit to about a minute on two cores
+#: (docs/benchmarks.md); longer series are fitted on their most recent points, and the log says so.
+MAX_STATESPACE_POINTS = 20_000
 DEFAULT_LEVELS: tuple[float, ...] = (80.0, 95.0)  # prediction-interval levels, percent
 MONTH_FREQ = "MS"  # months are held as month-start timestamps internally
 

@@ -35,6 +35,7 @@ from MLPipeline.config import (
     RESERVED_NAMES,
     VALUE_HEADERS,
 )
+from MLPipeline.frequency import FREQUENCIES, FrequencyError, detect_frequency, parse_timestamps
 from MLPipeline.months import format_ordinal, ordinal_index
 from MLPipeline.panel import Panel, Series
 from MLPipeline.periods import PeriodError, days_per_month, month_ordinals
@@ -207,16 +208,50 @@ def _periods(table: _Table, position: int, rows: np.ndarray) -> np.ndarray:
     return ordinals
 
 
-def _duplicates(table: _Table, position: int, ordinals: np.ndarray, rows: np.ndarray, series: str | None) -> None:
+def _not_monthly(table: _Table, position: int, groups: dict[str, np.ndarray]) -> DataError:
+    """The error for a period column of another frequency: which one it is, or why it is none."""
+    header = table.headers[position]
+    try:
+        stamps = {sid: parse_timestamps(table.column(position)[rows]) for sid, rows in groups.items()}
+        name = detect_frequency(stamps)
+    except FrequencyError as exc:
+        return table.fail(f"column {header!r} has several dates in one month and is not one regular series: {exc}")
+    return table.fail(
+        f"column {header!r} holds {name} data: Engine.py trains monthly series only so far; add the values "
+        f"up to one row per month (MLPipeline.statespace.StateSpaceGP fits {name} series from Python)")
+
+
+def _forced_frequency(table: _Table, position: int, ident: int | None, frequency: str) -> DataError:
+    """The error for ``--freq`` other than monthly: the data disagrees, or its training is not here yet."""
+    rows = np.arange(len(table.raw.cells))
+    if ident is None:
+        groups = {table.headers[position]: rows}
+    else:
+        groups = {}
+        for i, raw_id in enumerate(table.column(ident)):
+            groups.setdefault(str(raw_id), []).append(i)
+        groups = {sid: np.asarray(members) for sid, members in groups.items()}
+    header = table.headers[position]
+    try:
+        found = detect_frequency({sid: parse_timestamps(table.column(position)[r]) for sid, r in groups.items()})
+    except FrequencyError as exc:
+        return table.fail(f"column {header!r} is not {frequency} (--freq): {exc}")
+    if found != frequency:
+        return table.fail(f"column {header!r} holds {found} data, but --freq says {frequency}")
+    return table.fail(f"column {header!r} holds {frequency} data: Engine.py trains monthly series only so far; "
+                      f"add the values up to one row per month (MLPipeline.statespace.StateSpaceGP fits "
+                      f"{frequency} series from Python)")
+
+
+def _duplicates(table: _Table, position: int, ordinals: np.ndarray, rows: np.ndarray, series: str | None,
+                groups: dict[str, np.ndarray] | None = None) -> None:
     order = np.argsort(ordinals, kind="stable")
     same = np.flatnonzero(np.diff(ordinals[order]) == 0)
     if not len(same):
         return
     values = table.column(position)[rows]
     if days_per_month(values, np.ones(len(values), dtype=bool)) > 1:
-        raise table.fail(
-            f"column {table.headers[position]!r} has several dates in one month: only monthly data is "
-            "supported; add the values up to one row per month")
+        raise _not_monthly(table, position, groups or {series or table.headers[position]: rows})
     month = ordinals[order[same[0]]]
     at = ", ".join(str(table.row(rows[i])) for i in np.flatnonzero(ordinals == month))
     of = f" for series {series!r}" if series is not None else ""
@@ -342,9 +377,9 @@ def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[s
             raise table.fail(f"no rows for series {', '.join(map(repr, absent))}")
         groups = {name: groups[name] for name in only}
     out = []
-    for sid, members in groups.items():
-        mine = np.asarray(members)
-        _duplicates(table, period, ordinals[mine], mine, sid)
+    arrays = {sid: np.asarray(members) for sid, members in groups.items()}
+    for sid, mine in arrays.items():
+        _duplicates(table, period, ordinals[mine], mine, sid, arrays)
         mine = mine[np.argsort(ordinals[mine], kind="stable")]
         _gaps(table, ordinals[mine], sid)
         y = _numbers(table, value, mine, table.headers[value], sid)
@@ -361,14 +396,17 @@ def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[s
 def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Sequence[str] | None = None,
                      series: Sequence[str] | None = None, period_column: str | None = None,
                      id_column: str | None = None, value_column: str | None = None,
-                     min_months: int = MIN_MONTHS) -> Panel:
+                     min_months: int = MIN_MONTHS, frequency: str | None = None) -> Panel:
     """Validate a read table and return the panel (see the module docstring). Raises DataError.
 
     ``series`` keeps only the named series (wide: column headers; long: ids), in that order. Series
     shorter than ``min_months`` are left out and listed in ``Panel.skipped``; none left is an error.
+    ``frequency`` (``Engine.py --freq``) is checked against the timestamps; None or monthly is today's path.
     """
     if layout not in (None, *LAYOUTS):
         raise DataError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if frequency not in (None, *FREQUENCIES):
+        raise DataError(f"frequency must be one of {', '.join(FREQUENCIES)}, got {frequency!r}")
     table = _Table(raw)
     if raw.cells.empty:
         raise table.fail("the data has a header but no data rows")
@@ -387,6 +425,8 @@ def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Se
         lacking = " and ".join(w for w, p in (("a series-id column (" + ", ".join(ID_HEADERS) + ")", ident),
                                               ("a value column (" + ", ".join(VALUE_HEADERS) + ")", value)) if p is None)
         raise table.fail(f"the long layout needs {lacking}; found: {table.listing()}")
+    if frequency not in (None, "monthly"):
+        raise _forced_frequency(table, period, ident if layout == "long" else None, frequency)
     taken = {period} | ({ident, value} if layout == "long" else set())
     regressor_columns = _regressor_columns(table, regressors, taken)
     if layout == "long":

@@ -19,8 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from MLPipeline import eda
-from MLPipeline.artifacts import RunLock, RunWriter, holdout_records, series_key, sha256_file
+from MLPipeline import eda, gate, tracking
+from MLPipeline.actuals import merge_actuals, public_url, read_actuals
+from MLPipeline.actuals import report_section as actuals_section
+from MLPipeline.artifacts import (
+    KEEP_RUNS,
+    ArtifactError,
+    RunLock,
+    RunWriter,
+    holdout_records,
+    load_bundle,
+    series_key,
+    sha256_file,
+)
 from MLPipeline.config import DEFAULT_LEVELS, HOLDOUT_MONTHS, KINDS, MAX_TRAIN_MONTHS, MIN_MONTHS
 from MLPipeline.data import DataError, load_panel
 from MLPipeline.evaluation import forecast_metrics
@@ -62,6 +73,13 @@ class RunConfig:
     kinds: tuple[str, ...] = KINDS
     #: the selection backtest inside each training split (it decides regressor use under "auto")
     backtest: bool = True
+    #: SQLAlchemy URL of the prediction log whose actuals are appended after the data's last month
+    actuals_url: str | None = None
+    #: the champion/challenger gate (MLPipeline.gate): margin, and --force to publish whatever it says
+    gate_margin: float = gate.GATE_MARGIN
+    force: bool = False
+    #: runs kept in runs/ (the served one is never removed)
+    keep: int = KEEP_RUNS
     #: address of a dask.distributed scheduler to train on (None: local processes, ``n_jobs`` of them)
     scheduler: str | None = None
 
@@ -291,6 +309,17 @@ def run(cfg: RunConfig) -> dict:
         panel = load_panel(cfg.data_path, **cfg.load)
     for sid, why in panel.skipped.items():
         log.warning("%s: left out: %s", sid, why)
+    merge = None
+    if cfg.actuals_url:
+        with timed_step(log, "actuals"):
+            panel, merge = merge_actuals(panel, read_actuals(cfg.actuals_url), public_url(cfg.actuals_url))
+        log.info("actuals: %d row(s) in the log; %d month(s) appended to %d series; %d disagreement(s) with the "
+                 "data (the data's values kept); %d row(s) not used", merge.rows,
+                 sum(map(len, merge.appended.values())), len(merge.appended), len(merge.disagreements),
+                 len(merge.unused))
+        for d in merge.disagreements:
+            log.warning("%s %s: the data has %g, the log %g; the data's value is used", d["series"], d["month"],
+                        d["data"], d["log"])
     panel = _trim(panel, cfg.max_months)
     if not any(len(s) - cfg.holdout >= MIN_MONTHS for s in panel):
         longest = max(len(s) for s in panel)
@@ -307,10 +336,42 @@ def run(cfg: RunConfig) -> dict:
     data_hash = panel.sha256()
     version = f"{started:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
     with RunLock(cfg.output_dir):
-        return _train_and_save(cfg, panel, started, version, data_hash)
+        manifest = _train_and_save(cfg, panel, started, version, data_hash, merge)
+    if tracking.enabled():
+        with timed_step(log, "tracking"):
+            tracking.log_training_run(cfg.output_dir, manifest, _settings(cfg))
+    return manifest
 
 
-def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version: str, data_hash: str) -> dict:
+def _settings(cfg: RunConfig) -> dict:
+    """The run's own choices, as tracked parameters."""
+    return {"use_regressors": cfg.use_regressors, "backtest": cfg.backtest, "max_months": cfg.max_months,
+            "levels": ",".join(f"{lv:g}" for lv in cfg.levels), "actuals": cfg.actuals_url is not None,
+            "gate_margin": cfg.gate_margin, "force": cfg.force}
+
+
+def _serving_bundle(output_dir: Path):
+    """(the served run's bundle, None) or (None, why there is none to compare with)."""
+    if not (Path(output_dir) / "manifest.json").exists():
+        return None, "no model is being served"
+    try:
+        return load_bundle(output_dir), None
+    except ArtifactError as exc:
+        return None, f"the served model cannot be loaded ({exc})"
+
+
+def _gate(cfg: RunConfig, panel: Panel, results: list[SeriesResult]) -> dict:
+    challenger = {r.id: r.holdout[r.preferred] for r in results if r.preferred in r.holdout}
+    champion, problem = _serving_bundle(cfg.output_dir)
+    decision = gate.compare(panel, challenger, champion, cfg.gate_margin, problem)
+    if cfg.force and not decision["published"]:
+        decision = {**decision, "published": True, "reason": "published with --force, although "
+                    + decision["reason"].removeprefix("kept as a candidate: ")}
+    return decision
+
+
+def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version: str, data_hash: str,
+                    merge=None) -> dict:
     writer = RunWriter(cfg.output_dir, version)
     try:
         drawn = panel.series[:MAX_FIGURE_SERIES] if cfg.plots else ()
@@ -353,6 +414,10 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
             holdout = {(r.id, k): fc for r in results for k, fc in r.holdout.items()}
             writer.write_json("holdout.json", holdout_records(holdout))
             entries = [_series_entry(s, r, cfg.holdout) for s, r in zip(panel, results, strict=True)]
+        with timed_step(log, "gate"):
+            decision = _gate(cfg, panel, results)
+        log.info("gate: %s", decision["reason"])
+        with timed_step(log, "commit"):
             manifest_body = {
                 "trained_at": started.isoformat(timespec="seconds"),
                 "training_seconds": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 2),
@@ -376,13 +441,20 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                 "fallbacks": [r.id for r in results if r.fallback],
                 "selection": {r.id: r.selection for r in results},
                 "metrics": metrics,
+                "gate": decision,
             }
+            if merge is not None:
+                manifest_body["actuals"] = merge.as_dict()
             report = render_report(manifest_body, normality, version, plots=bool(drawn))
+            if merge is not None:
+                report += actuals_section(merge, panel.regressors)
+            report += gate.report_section(decision)
             writer.write_bytes("report.md", report.encode())
-            manifest = writer.commit(manifest_body)
+            manifest = writer.commit(manifest_body, publish=decision["published"], keep=cfg.keep)
     except BaseException:
         writer.abort()
         raise
-    log.info("saved model version %s to %s", version, cfg.output_dir)
+    log.info("saved model version %s to %s%s", version, cfg.output_dir,
+             "" if decision["published"] else " as a candidate (not served)")
     return manifest
 

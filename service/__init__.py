@@ -2,7 +2,8 @@
 
 Reading the factory tells the whole app: the extensions (one JSON error shape, the model registry,
 request ids and the access log, Prometheus metrics, the prediction log) and the blueprints (the API,
-the prediction log's routes, the dashboard, the API explorer), each registered here and nowhere else.
+the prediction log's routes, the dashboard, the kept runs, the API explorer), each registered here and
+nowhere else.
 
 Configuration comes from the environment (see :data:`ENV_KEYS`) and then from ``config`` (a
 mapping), which wins. Models are loaded when the app is created — in each gunicorn worker, since
@@ -45,7 +46,7 @@ def _env_config() -> dict[str, Any]:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from MLPipeline.config import output_dir
-    from service import api, dashboard, docs, errors, logs, metrics, records, store
+    from service import api, dashboard, docs, errors, logs, metrics, models, records, store
     from service.json_provider import OrjsonProvider
     from service.registry import Registry, settle_heap
 
@@ -77,6 +78,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     store.init_app(app)
     app.register_blueprint(records.create_blueprint(tree))
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(models.bp)
     if reg.current is not None:
         settle_heap()  # again: the extensions imported and built more after the models loaded
     return app

@@ -39,6 +39,7 @@ from MLPipeline.config import DEFAULT_LEVELS, SEASON_LENGTH
 from MLPipeline.months import format_month, format_ordinal, parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
+from service.drift import drift_reasons
 from service.errors import ApiError
 from service.loaded import series_summary
 
@@ -103,6 +104,10 @@ class LiveLog:
             charts.Marker(parse_month(c["month"]), c["value"], c["anomaly"]) for c in self.checked
             if c["domain"] == series_id
         ]
+
+    @property
+    def drifting(self) -> list[dict[str, Any]]:
+        return [d for d in self.accuracy if d.get("drift")]
 
     @property
     def anomalies(self) -> list[dict[str, Any]]:
@@ -186,6 +191,11 @@ def live_log(model, series_ids) -> LiveLog:
         accuracy = log.accuracy()
         live.latest_version = accuracy["latest_model_version"]
         live.accuracy = [d for d in accuracy["domains"] if d["all_versions"]["count"]]
+        metrics = model.bundle.manifest.get("metrics") or {}
+        for d in live.accuracy:
+            served = model.series.get(d["domain"])
+            holdout = (metrics.get(d["domain"]) or {}).get(served.info.preferred) or {} if served else {}
+            d["drift"] = drift_reasons(d["latest_version"], holdout)
         live.checked = check_actuals(model, log, log.actuals(), series_ids) if series_ids else []
     except PredictionLogUnavailable as exc:
         live.problem = str(exc)

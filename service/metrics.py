@@ -8,7 +8,8 @@ worker imports the client. Without the variable (tests, ``flask run``) the ordin
 registry is used.
 
 Model version and seconds since training are computed at scrape time from the manifest (an
-info metric cannot be aggregated across processes, and a gauge set at load time would go stale).
+info metric cannot be aggregated across processes, and a gauge set at load time would go stale),
+and so are the per-series holdout and live accuracy gauges (service.drift).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class ModelCollector:
 # --- Flask wiring ----------------------------------------------------------------------------
 
 
-def exposition(model_collector: ModelCollector | None = None) -> tuple[bytes, str]:
+def exposition(model_collector: ModelCollector | None = None, *more) -> tuple[bytes, str]:
     """The Prometheus text for this server: all workers' samples plus the model metrics."""
     from prometheus_client import (
         CONTENT_TYPE_LATEST,
@@ -240,9 +241,11 @@ def exposition(model_collector: ModelCollector | None = None) -> tuple[bytes, st
     else:
         registry = REGISTRY
     body = generate_latest(registry)
-    if model_collector is not None:
+    collectors = [c for c in (model_collector, *more) if c is not None]
+    if collectors:
         extra = CollectorRegistry()
-        extra.register(model_collector)
+        for collector in collectors:
+            extra.register(collector)
         body += generate_latest(extra)
     return body, CONTENT_TYPE_LATEST
 
@@ -263,6 +266,11 @@ def init_app(app) -> None:
         return read_manifest(app.config.get("OUTPUT_DIR"))
 
     collector = ModelCollector(served_manifest)
+    from service.drift import AccuracyCollector
+
+    # The prediction log is attached after this (service.store.init_app): looked up when scraped.
+    accuracy = AccuracyCollector(lambda: getattr(app.extensions.get("model_registry"), "current", None),
+                                 lambda: app.extensions.get("prediction_log"))
 
     @app.before_request
     def _start_timer() -> None:
@@ -277,7 +285,7 @@ def init_app(app) -> None:
         return response
 
     def metrics_view() -> Response:
-        body, content_type = exposition(collector)
+        body, content_type = exposition(collector, accuracy)
         return Response(body, content_type=content_type)
 
     app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])

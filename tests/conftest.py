@@ -42,6 +42,18 @@ def engine(*args: str, timeout: float = 600, env: dict[str, str] | None = None) 
                           capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+#: The fastest training a test can ask Engine.py for: one quick kind, no selection backtest, no figures.
+QUICK = ("--kinds", "seasonal-naive", "--no-backtest", "--no-plots", "--jobs", "1")
+
+
+def quick_engine(data: Path, out: Path, *args: str) -> int:
+    """``python Engine.py --data DATA --output OUT`` with :data:`QUICK` and ``args``, in this process
+    (no interpreter start-up: the run-registry tests train several times); returns the exit status."""
+    import Engine
+
+    return Engine.main(["--data", str(data), "--output", str(out), *QUICK, *args])
+
+
 def tree_digest(directory: Path) -> dict[str, str]:
     """sha256 of every file under ``directory``: equal before and after means untouched. The run lock
     (MLPipeline.artifacts.LOCK_NAME) is left out: a run writes its pid there, and it holds no model."""

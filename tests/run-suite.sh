@@ -8,8 +8,9 @@
 #   on 127.0.0.1:3306 (root, no password, database test) that accept a connection are exported as
 #   TEST_DATABASE_URL and TEST_MYSQL_URL for the prediction-log tests. A value already set is kept
 #   (point it elsewhere, or set it empty to leave that server out).
-# - Chromium and chromedriver for the browser test are installed with apt-get when they are
-#   missing and this runs as root where apt-get exists.
+# - Chromium and chromedriver for the browser test, and promtool (Debian's prometheus package) for
+#   the alert-rule test, are installed with apt-get when they are missing and this runs as root
+#   where apt-get exists.
 # What is missing is said before pytest starts; its tests skip (and fail under CI=true).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,14 +62,18 @@ use_server() {
 use_server PostgreSQL TEST_DATABASE_URL "$DEFAULT_POSTGRES_URL"
 use_server MySQL/MariaDB TEST_MYSQL_URL "$DEFAULT_MYSQL_URL"
 
-# Headless Chromium and its driver (Debian's packages) for tests/test_browser.py.
-if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+# Debian packages some tests need: headless Chromium and its driver (tests/test_browser.py) and
+# Prometheus's promtool (tests/test_alerts.py), installed when missing.
+missing=()
+[[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || missing+=(chromium chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if ((${#missing[@]})); then
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    note "installing chromium and chromium-driver (apt-get)"
+    note "installing ${missing[*]} (apt-get)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    note "chromium/chromedriver are not installed (apt-get needs root): the browser test skips"
+    note "${missing[*]} not installed (apt-get needs root): the browser and alert-rule tests skip"
   fi
 fi
 

@@ -183,7 +183,7 @@ def test_month_labels(tmp_path, fmt, expected_first):
 def test_daily_dates_are_named_as_another_frequency(tmp_path):
     days = pd.date_range("2020-01-01", periods=60, freq="D")
     book = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "calls": np.arange(60)})
-    assert "several dates in one month: only monthly data" in _message(write_frame(book, tmp_path / "d.csv"))
+    assert "holds daily data: Engine.py trains monthly series only so far" in _message(write_frame(book, tmp_path / "d.csv"))
 
 
 # ------------------------------------------------------------------------ errors

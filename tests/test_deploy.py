@@ -42,7 +42,7 @@ def lint_tool(name: str) -> str:
 
 def shell_scripts() -> list[Path]:
     """Every *.sh in the repository outside virtualenvs and git internals."""
-    skip = {".git", ".venv", "venv", "node_modules"}
+    skip = {".git", ".venv", ".venv-mlflow", "venv", "node_modules"}
     return sorted(p for p in ROOT.rglob("*.sh") if not skip.intersection(p.relative_to(ROOT).parts))
 
 

@@ -1,0 +1,170 @@
+"""The state-space GP: exact against a dense GP, honest intervals, guard rails, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import celerite2
+import numpy as np
+import pytest
+from celerite2 import terms
+
+from MLPipeline.models import make_model
+from MLPipeline.statespace import StateSpaceGP, fourier_columns
+
+
+def _matern32(tau, sigma, rho):
+    r = np.sqrt(3.0) * tau / rho
+    return sigma**2 * (1 + r) * np.exp(-r)
+
+
+def _sho(tau, sigma, rho, quality):
+    # Simple harmonic oscillator, Q > 1/2 (Foreman-Mackey et al. 2017, eq. 23), written out here
+    # so that the reference does not share celerite2's code.
+    w0 = 2 * np.pi / rho
+    eta = np.sqrt(1 - 1 / (4 * quality**2))
+    return sigma**2 * np.exp(-w0 * tau / (2 * quality)) * (
+        np.cos(eta * w0 * tau) + np.sin(eta * w0 * tau) / (2 * eta * quality))
+
+
+def _dense_forecast(model: StateSpaceGP, y: np.ndarray, steps: int):
+    """The same model by dense linear algebra: O(n^3), Rasmussen & Williams eq. 2.41."""
+    h = model.hyperparameters_
+    n = len(y)
+    t = np.arange(n, dtype=float)
+    ts = n - 1 + np.arange(1, steps + 1, dtype=float)
+
+    def cov(a, b):
+        tau = np.abs(a[:, None] - b[None, :])
+        k = _matern32(tau, h["level_sigma"], h["level_rho"]) + _matern32(tau, h["irregular_sigma"], h["irregular_rho"])
+        for i, period in enumerate(model.periods_):
+            count = model.covariance_harmonics if period == min(model.periods_) else 1
+            for j in range(1, count + 1):
+                k = k + _sho(tau, h[f"seasonal{i}_sigma"] / np.sqrt(count), period / j, j * h[f"seasonal{i}_quality"])
+        return k
+
+    z = (y - y.mean()) / y.std()
+
+    def design(times):
+        return np.column_stack([np.ones_like(times), (times - (n - 1)) / n,
+                                fourier_columns(times, model.periods_, model.harmonics_)])
+
+    F, Fs = design(t), design(ts)
+    K = cov(t, t) + h["noise_sigma"] ** 2 * np.eye(n)
+    Ks, Kss = cov(t, ts), cov(ts, ts)
+    Kinv = np.linalg.inv(K)
+    A = F.T @ Kinv @ F
+    beta = np.linalg.solve(A, F.T @ Kinv @ z)
+    R = Fs - Ks.T @ Kinv @ F
+    mean = Fs @ beta + Ks.T @ Kinv @ (z - F @ beta)
+    var = np.diag(Kss - Ks.T @ Kinv @ Ks + R @ np.linalg.solve(A, R.T)) + h["noise_sigma"] ** 2
+    return y.mean() + y.std() * mean, y.std() * np.sqrt(var)
+
+
+def _seasonal_series(n: int, period: float, rng: np.random.Generator, *, noise=0.3) -> np.ndarray:
+    t = np.arange(n)
+    return (10 + 0.002 * t + 2 * np.sin(2 * np.pi * t / period) + np.cos(4 * np.pi * t / period)
+            + rng.normal(0, noise, n))
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_agrees_with_a_dense_exact_gp_of_the_same_kernel(fitted):
+    y = _seasonal_series(150, 24, np.random.default_rng(0))
+    model = StateSpaceGP(periods=(24, 60), harmonics=(3, 2), optimize=fitted).fit(y)
+    fc = model.predict(30, level=(95,))
+    mean, std = _dense_forecast(model, y, 30)
+    np.testing.assert_allclose(fc["mean"], mean, rtol=0, atol=1e-5 * y.std())
+    np.testing.assert_allclose(fc["std"], std, rtol=1e-4)
+
+
+def test_its_likelihood_is_the_dense_gaussian_one():
+    rng = np.random.default_rng(1)
+    t = np.arange(60, dtype=float)
+    y = rng.normal(size=60)
+    gp = celerite2.GaussianProcess(terms.SHOTerm(sigma=0.7, rho=12.0, Q=5.0))
+    gp.compute(t, diag=np.full(60, 0.1))
+    K = _sho(np.abs(t[:, None] - t[None, :]), 0.7, 12.0, 5.0) + 0.1 * np.eye(60)
+    sign, logdet = np.linalg.slogdet(K)
+    dense = -0.5 * (y @ np.linalg.solve(K, y) + logdet + 60 * np.log(2 * np.pi))
+    assert sign > 0 and gp.log_likelihood(y) == pytest.approx(dense, rel=1e-9)
+
+
+def test_intervals_cover_at_the_nominal_rate_on_simulated_series():
+    # Series drawn from the model's own family; 40 series x 24 steps. The steps of one series are
+    # correlated, so the tolerance is wider than a binomial one on 960 independent points.
+    rng = np.random.default_rng(7)
+    hits = {80: [], 95: []}
+    for _ in range(40):
+        t = np.arange(264, dtype=float)
+        gp = celerite2.GaussianProcess(
+            terms.Matern32Term(sigma=1.0, rho=60.0) + terms.SHOTerm(sigma=0.5, rho=24.0, Q=8.0)
+            + terms.Matern32Term(sigma=0.3, rho=3.0), mean=0.0)
+        gp.compute(t, diag=np.full(len(t), 0.2**2))
+        y = 20 + 3 * np.sin(2 * np.pi * t / 24) + gp.dot_tril(rng.normal(size=len(t)))  # L z ~ N(0, K)
+        fc = StateSpaceGP(periods=(24,), harmonics=(2,)).fit(y[:240]).predict(24, level=(80, 95))
+        for lv in hits:
+            hits[lv].append((y[240:] >= fc[f"lower_{lv}"]) & (y[240:] <= fc[f"upper_{lv}"]))
+    assert 0.72 <= np.mean(hits[80]) <= 0.88
+    assert 0.90 <= np.mean(hits[95]) <= 0.99
+
+
+def test_recovers_the_seasonal_shape_and_beats_the_mean():
+    rng = np.random.default_rng(3)
+    y = _seasonal_series(24 * 30, 24, rng)
+    fc = StateSpaceGP(periods=(24, 168)).fit(y[:-48]).predict(48)
+    truth = y[-48:]
+    assert np.mean(np.abs(fc["mean"] - truth)) < 0.5 * np.mean(np.abs(y[:-48].mean() - truth))
+
+
+def test_regressors_enter_the_mean():
+    rng = np.random.default_rng(4)
+    n = 200
+    promo = (rng.random(n + 10) < 0.2).astype(float)
+    y = 50 + 8 * promo + rng.normal(0, 1, n + 10)
+    model = StateSpaceGP().fit(y[:n], promo[:n, None])
+    fc = model.predict(10, promo[n:, None], level=(95,))
+    assert np.mean(np.abs(fc["mean"] - (50 + 8 * promo[n:]))) < 1.5
+    with pytest.raises(ValueError, match="regressors"):
+        model.predict(10)
+    with pytest.raises(ValueError, match="X must be 11 x 1 finite numbers"):
+        model.predict(11, promo[n:, None])
+
+
+def test_a_series_longer_than_max_points_is_cut_with_one_log_line(caplog):
+    y = _seasonal_series(500, 24, np.random.default_rng(5))
+    with caplog.at_level(logging.WARNING, logger="MLPipeline.statespace"):
+        model = StateSpaceGP(periods=(24,), max_points=300, optimize=False).fit(y)
+    assert model.n_train_ == 300 and model.n_dropped_ == 200
+    assert [r.getMessage() for r in caplog.records] == [
+        "series has 500 points: fitting its most recent 300 (max_points)"]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: StateSpaceGP().fit([1.0, np.nan] * 10), "finite"),
+    (lambda: StateSpaceGP().fit(np.ones(5)), "at least 8"),
+    (lambda: StateSpaceGP().fit(np.ones(20), np.ones((19, 1))), "one row per value of y"),
+    (lambda: StateSpaceGP(periods=(1,)).fit(np.arange(50.0)), "at least 2 steps"),
+    (lambda: StateSpaceGP().predict(3), "fit before predict"),
+    (lambda: StateSpaceGP(optimize=False).fit(np.arange(50.0)).predict(0), "positive whole number"),
+    (lambda: StateSpaceGP(optimize=False).fit(np.arange(50.0)).predict(3, level=(120,)), "outside"),
+])
+def test_bad_input_is_one_readable_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_is_registered_by_kind():
+    model = make_model("statespace", periods=(12,))
+    assert isinstance(model, StateSpaceGP) and model.periods == (12,)
+
+
+def test_a_long_forecast_does_not_hold_an_n_by_steps_matrix():
+    import tracemalloc
+
+    model = StateSpaceGP(periods=(24, 168), optimize=False).fit(_seasonal_series(4000, 24, np.random.default_rng(6)))
+    tracemalloc.start()
+    model.predict(336)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # celerite2's variance for all steps at once holds about thirty n x steps matrices; in chunks, a few
+    assert peak < 3 * 4000 * 336 * 8
