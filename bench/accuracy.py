@@ -276,6 +276,20 @@ def markdown(summary: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _keep(row: dict, checkpoint) -> dict:
+    checkpoint.write(json.dumps(row, default=float) + "\n")
+    checkpoint.flush()
+    return row
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """Rows of an accuracy.json, or of a rows.jsonl checkpoint (a run stopped early)."""
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)["rows"]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default="callcenter,m1",
@@ -285,14 +299,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--m1-limit", type=int, default=None, help="a fixed random sample of N M1 series")
     p.add_argument("--series-subset", default=None,
                    help="comma list of series to keep (M1 ids like MRF1, or call-centre domains like Banking)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --m1-limit sample")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --m1-limit sample and of the series order")
     p.add_argument("--m3-limit", type=int, default=M3_DEV_SIZE, help="size of the M3 development sample")
     p.add_argument("--data", type=Path, default=SHARED_DATA_PATH, help="call-centre workbook")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     p.add_argument("--output", type=Path, default=None, help="directory for accuracy.md/.json (default Output/bench)")
     p.add_argument("--reuse", type=Path, action="append", default=[],
-                   help="an earlier accuracy.json: its rows for the asked models and series are taken, not "
-                        "recomputed (a long run in parts; the same code must have produced them)")
+                   help="an earlier accuracy.json or rows.jsonl: its rows for the asked models and series are "
+                        "taken, not recomputed (a long run in parts; the same code must have produced them)")
+    p.add_argument("--only-reused", action="store_true",
+                   help="fit nothing: summarise the series that every asked model has a reused row for")
     return p.parse_args(argv)
 
 
@@ -321,25 +337,41 @@ def main(argv=None) -> int:
         tasks = [t for t in tasks if t.name in wanted or t.name.split("@")[0] in wanted]
     combos = [m for m in models if m in PEER_COMBINATIONS]
     fitted = [m for m in models if m not in PEER_COMBINATIONS] + [p for p in PEERS if combos and p not in models]
-    reused = [r for path in args.reuse for r in json.loads(path.read_text())["rows"]]
+    reused = [r for path in args.reuse for r in _read_rows(path)]
     wanted_keys = {(t.dataset, t.name) for t in tasks}
     reused = list({(r["dataset"], r["series"], r["model"]): r for r in reused
                    if (r["dataset"], r["series"]) in wanted_keys and r["model"] in fitted and "error" not in r}.values())
     done = {(r["dataset"], r["series"], r["model"]) for r in reused}
+    if args.only_reused:  # the series every fitted model has a row for (a stopped run's random sample)
+        tasks = [t for t in tasks if all((t.dataset, t.name, m) in done for m in fitted
+                                         if not (m in REGRESSOR_MODELS and t.X is None))]
+        keep = {(t.dataset, t.name) for t in tasks}
+        reused = [r for r in reused if (r["dataset"], r["series"]) in keep]
     jobs = [(m, t) for m in fitted for t in tasks
             if not (m in REGRESSOR_MODELS and t.X is None) and (t.dataset, t.name, m) not in done]
     # Slowest models first so the pool's tail is short.
     order = {m: i for i, m in enumerate(("GP-auto+X", "GP-auto", "AutoARIMA", "GP-ensemble", "GP-level"))}
-    jobs.sort(key=lambda j: order.get(j[0], 99))
+    if args.jobs > 1:
+        jobs.sort(key=lambda j: order.get(j[0], 99))
+    else:
+        # One process: series by series in a seeded random order, every model on each, so the rows
+        # of a run stopped early (see rows.jsonl) are a random sample with every model on the same series.
+        position = {t.name: i for i, t in enumerate(tasks)}
+        shuffled = np.random.default_rng(args.seed).permutation(len(tasks))
+        jobs.sort(key=lambda j: (shuffled[position[j[1].name]], order.get(j[0], 99)))
     print(f"{len(jobs)} forecasts ({len(tasks)} series x models) on {args.jobs} processes", flush=True)
     started = time.time()
+    out = args.output or (output_dir() / "bench")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = (out / "rows.jsonl").open("w")  # every row as it is scored: a stopped run keeps its rows
     baselines = [m for m in fitted if m in BASELINES]
     if args.jobs > 1:
         with mp.get_context("fork").Pool(args.jobs, initializer=_warm_up, initargs=(baselines,)) as pool:
-            rows = list(pool.imap_unordered(run_one, jobs, chunksize=1))
+            rows = [_keep(r, checkpoint) for r in pool.imap_unordered(run_one, jobs, chunksize=1)]
     else:
         _warm_up(baselines)
-        rows = [run_one(j) for j in jobs]
+        rows = [_keep(run_one(j), checkpoint) for j in jobs]
+    checkpoint.close()
     rows = reused + rows
     rows += peer_combinations(rows, tasks) if combos else []
     # rows of the asked models only (peers fitted for a combination alone are left out), in the asked order
@@ -357,8 +389,6 @@ def main(argv=None) -> int:
     for r in rows:
         if "error" in r:
             print(f"FAILED {r['model']} {r['series']}: {r['error']}", file=sys.stderr)
-    out = args.output or (output_dir() / "bench")
-    out.mkdir(parents=True, exist_ok=True)
     (out / "accuracy.md").write_text(text)
     (out / "accuracy.json").write_text(json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1,
                                                   default=float))
