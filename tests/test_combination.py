@@ -93,7 +93,7 @@ def test_weighted_median_with_equal_weights_is_the_median():
     assert weighted_median(np.array([[1.0], [2.0], [10.0]]), np.array([0.6, 0.2, 0.2]))[0] == 1.0
 
 
-@pytest.mark.parametrize("rule", ["softmax", "select", "shrink"])
+@pytest.mark.parametrize("rule", ["softmax", "shrink"])
 def test_combination_is_learned_from_the_training_window_only(rule):
     """Changing the months after the training window (the test months) changes nothing the rule learns."""
     y = seasonal_series(7, 84)
