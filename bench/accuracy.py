@@ -381,7 +381,7 @@ def main(argv=None) -> int:
     meta = {"finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count(),
             "load": " ".join(f"{v:.2f}" for v in os.getloadavg()), "reused_rows": len(reused),
             "jobs": args.jobs, "wall_seconds": round(time.time() - started, 1), "args": vars(args) | {
-                "data": str(args.data), "output": str(args.output)},
+                "data": str(args.data), "output": str(args.output), "reuse": [str(r) for r in args.reuse]},
             "note": "Fit time = CPU seconds of fit + predict of one series in one single-threaded worker "
                     "(numba warm-up excluded); wall p50 also shown (the machine may be shared)."}
     text = markdown(summary, meta)
