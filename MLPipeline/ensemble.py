@@ -17,6 +17,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from MLPipeline import combination
+from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
 from MLPipeline.forecaster import GPForecaster
 from MLPipeline.intervals import check_levels, interval_columns
 from MLPipeline.months import format_month, months_after, ordinal_index, ordinals_of
@@ -72,12 +74,19 @@ def combine_members(values) -> np.ndarray:
 
 
 class Ensemble:
-    """The median of its members' forecasts, with the GPForecaster prediction API.
+    """A combination of its members' forecasts, with the GPForecaster prediction API.
 
     Parameters
     ----------
     members : tuple of (kind, transform, calibrate)
         The members (default :data:`MEMBERS`).
+    combine : str
+        The combination rule (:data:`MLPipeline.combination.RULES`; default the median). Rules other
+        than ``median`` and ``mean`` learn from each member's backtest inside the training window.
+    lead : int
+        For ``combine="shrink"``: the member (index into ``members``) the median is moved towards.
+    backtest_folds : int
+        Yearly origins of that backtest.
     random_state : int
         Passed to every member (fits and simulated intervals are deterministic for a fixed seed).
     clip_negative : bool
@@ -86,6 +95,8 @@ class Ensemble:
     Attributes (after ``fit``)
     --------------------------
     members_ : the fitted members, in the order of ``members``.
+    combination_ : the rule's learned state (:func:`MLPipeline.combination.fit_rule`: weights, the
+        member selected or dropped, or the share towards the lead), from training data only.
     regressors_ : the regressors the GP members use (the smoothing members ignore them).
     y_, train_start_, train_end_ : the training series and its first and last month.
     kernel_, log_marginal_likelihood_, log_posterior_ : those of the first GP member.
@@ -98,14 +109,26 @@ class Ensemble:
 
     kind = "ensemble"
 
-    def __init__(self, members: tuple[tuple[str, str | None, bool], ...] = MEMBERS, *, random_state: int = 0,
-                 clip_negative: bool = True):
+    def __init__(self, members: tuple[tuple[str, str | None, bool], ...] = MEMBERS, *, combine: str = "median",
+                 lead: int = 1, backtest_folds: int = 3, random_state: int = 0, clip_negative: bool = True):
         self.members = members
+        self.combine = combine
+        self.lead = lead
+        self.backtest_folds = backtest_folds
         self.random_state = random_state
         self.clip_negative = clip_negative
 
     def fit(self, y: pd.Series, X: pd.DataFrame | None = None) -> Ensemble:
         """Fit every member to ``y`` (and ``X``, for those that use regressors). Returns self."""
+        rule = combination.check_rule(self.combine)
+        backtest = None
+        if rule in combination.BACKTEST_RULES:
+            def fresh():  # uncalibrated: calibration moves bounds, and the rule reads point errors
+                return [make_member(kind, transform, False, random_state=self.random_state,
+                                    clip_negative=self.clip_negative) for kind, transform, _ in self.members]
+            backtest = combination.member_backtests(fresh, y, X, folds=self.backtest_folds, horizon=SEASON_LENGTH,
+                                                    min_train=MIN_MONTHS)
+        self.combination_ = combination.fit_rule(rule, backtest, lead=self.lead)
         self.members_ = [make_member(kind, transform, calibrate, random_state=self.random_state,
                                      clip_negative=self.clip_negative).fit(y, X)
                          for kind, transform, calibrate in self.members]
@@ -148,11 +171,14 @@ class Ensemble:
                             columns=interval_columns(levels))
 
     def _values(self, months, x, X, levels) -> np.ndarray:
-        parts = [m._values(months, x, X, levels) for m in self.members_]
-        out = combine_members(parts)
-        # std of the equal-weight mixture of the members' predictive distributions
-        mixture_mean = sum(p[:, 0] for p in parts) / len(parts)
-        second = sum(p[:, 1] ** 2 + p[:, 0] ** 2 for p in parts) / len(parts)
+        parts = np.array([m._values(months, x, X, levels) for m in self.members_])
+        # Models fitted before combination_ existed combine by the median, as they did then.
+        state = self.__dict__.get("combination_", {"rule": "median"})
+        out = combination.combine(parts, state)
+        # std of the mixture of the members' predictive distributions, weighted as they are combined
+        w = combination.mixture_weights(state, len(parts))
+        mixture_mean = np.tensordot(w, parts[:, :, 0], axes=1)
+        second = np.tensordot(w, parts[:, :, 1] ** 2 + parts[:, :, 0] ** 2, axes=1)
         out[:, 1] = np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
         return out
 
@@ -174,6 +200,8 @@ class Ensemble:
             "train_end": format_month(self.train_end_),
             "regressors": list(self.regressors_),
             "members": [m.describe() for m in self.members_],
+            "combination": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                            for k, v in self.__dict__.get("combination_", {"rule": "median"}).items()},
             "kernel": None if self.kernel_ is None else str(self.kernel_),
             "log_marginal_likelihood": self.log_marginal_likelihood_,
             "log_posterior": self.log_posterior_,

@@ -17,8 +17,10 @@ prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training d
   quantiles, so a positive series never gets a negative forecast or bound.
 * ``calibrate=True`` widens the intervals by conformal factors: the model is refitted at the
   last three yearly origins inside the training window and the absolute standardised errors
-  of those 12-month forecasts give, per level, ``factor = quantile(|z|, level) / z_level``
-  (never below 1). The plain level GP's own intervals are too narrow on real data.
+  of those 12-month forecasts give, per level, ``factor = q(|z|, level) / z_level`` (never below 1),
+  where q is the split-conformal quantile with the (n + 1) finite-sample correction
+  (:func:`MLPipeline.intervals.conformal_quantile`). The plain level GP's own intervals are too
+  narrow on real data.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 
 from MLPipeline.config import MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
 from MLPipeline.gp import MAPGaussianProcessRegressor
-from MLPipeline.intervals import check_levels, interval_columns, level_label
+from MLPipeline.intervals import check_levels, conformal_quantile, interval_columns, level_label
 from MLPipeline.kernels import difference_kernel, level_kernel
 from MLPipeline.months import (
     format_month,
@@ -221,7 +223,7 @@ class GPForecaster:
         z = stats.norm.ppf(0.5 + level / 200.0)
         if not z > 0:  # a level so close to 0 that its interval has no width: nothing to widen
             return 1.0
-        return max(1.0, float(np.quantile(abs_z, level / 100.0)) / z)
+        return max(1.0, conformal_quantile(abs_z, level) / z)
 
     def _constants(self) -> dict:
         """Per-model constants of the prediction path, computed on first use.

