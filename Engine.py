@@ -19,8 +19,8 @@ from MLPipeline import runs
 from MLPipeline.actuals import prediction_log_url
 from MLPipeline.artifacts import KEEP_RUNS, OutputBusy
 from MLPipeline.config import DEFAULT_DATA_PATH, DEFAULT_OUTPUT_DIR, HOLDOUT_MONTHS, MAX_TRAIN_MONTHS
+from MLPipeline.dask_executor import SchedulerError
 from MLPipeline.data import LAYOUTS, DataError
-from MLPipeline.executor import SchedulerError
 from MLPipeline.frequency import FREQUENCIES
 from MLPipeline.gate import GATE_MARGIN
 from MLPipeline.logs import LOG_FORMATS, configure_logging

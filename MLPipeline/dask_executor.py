@@ -16,10 +16,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from MLPipeline.executor import Progress, SchedulerError
-
 #: retries of a task that raised (a worker lost mid-task is rescheduled by the scheduler anyway)
 RETRIES = 2
+
+
+class SchedulerError(RuntimeError):
+    """The Dask scheduler cannot be used (not installed, unreachable); the message says which."""
 
 log = logging.getLogger("MLPipeline.dask")
 
@@ -38,9 +40,10 @@ def connect(address: str):
         raise SchedulerError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
-def map_on_cluster(fn: Callable[[Any], Any], items: Sequence[Any], address: str, progress: Progress,
+def map_on_cluster(fn: Callable[[Any], Any], items: Sequence[Any], address: str, progress,
                    on_error: Callable[[Any, BaseException], Any] | None = None) -> list:
-    """``[fn(item) for item in items]`` on the cluster at ``address``, in the items' order."""
+    """``[fn(item) for item in items]`` on the cluster at ``address``, in the items' order;
+    ``progress`` (an :class:`MLPipeline.executor.Progress`) counts each finished item."""
     from distributed import as_completed
 
     client = connect(address)

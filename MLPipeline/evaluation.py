@@ -128,3 +128,19 @@ def backtest_origins(n: int, horizon: int = 12, folds: int = 2, min_train: int =
     """Origins for a training-only backtest: the last ``folds`` non-overlapping windows of ``horizon``."""
     origins = [n - horizon * k for k in range(folds, 0, -1)]
     return [o for o in origins if o >= min_train]
+
+
+#: The figures a run is summarised by (``runs list``, ``GET /models``, experiment tracking).
+SUMMARY_METRICS = ("mase", "smape", "mape", "coverage_95")
+
+
+def holdout_summary(manifest: dict) -> dict[str, float | None]:
+    """Mean holdout figures over the run's series, each scored with the kind it serves."""
+    preferred = {entry["id"]: entry["preferred"] for entry in manifest.get("series", [])}
+    metrics = manifest.get("metrics", {})
+    out = {}
+    for name in SUMMARY_METRICS:
+        values = [metrics.get(sid, {}).get(kind, {}).get(name) for sid, kind in preferred.items()]
+        values = [v for v in values if v is not None and np.isfinite(v)]
+        out[name] = float(np.mean(values)) if values else None
+    return out

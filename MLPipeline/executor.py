@@ -2,8 +2,8 @@
 
 :func:`map_series` runs ``fn(item)`` for every item and returns the results in the items' order:
 on joblib's process pool (``n_jobs`` workers; 1 = in this process) by default, or on the
-dask.distributed cluster whose scheduler ``scheduler`` names (:mod:`MLPipeline.dask_executor`,
-imported only then). Results arrive as they finish, so progress is logged as series complete:
+dask.distributed cluster whose scheduler ``scheduler`` names (:mod:`MLPipeline.dask_executor`;
+dask itself is imported only then). Results arrive as they finish, so progress is logged as series complete:
 done / total, rate and an estimate of the time left, at most every ``PROGRESS_SECONDS`` (and at
 the end), as text or JSON lines (the extras ``done``, ``total``, ``rate``, ``eta_seconds``).
 
@@ -20,13 +20,11 @@ from typing import Any
 
 from joblib import Parallel, delayed
 
+from MLPipeline.dask_executor import map_on_cluster
+
 PROGRESS_SECONDS = 5.0
 
 log = logging.getLogger("MLPipeline.progress")
-
-
-class SchedulerError(RuntimeError):
-    """The Dask scheduler cannot be used (not installed, unreachable); the message says which."""
 
 
 class Progress:
@@ -57,7 +55,6 @@ def map_series(fn: Callable[[Any], Any], items: Sequence[Any], *, n_jobs: int = 
     """``[fn(item) for item in items]``, on ``n_jobs`` processes or the Dask ``scheduler``, logging progress."""
     progress = Progress(len(items), what)
     if scheduler:
-        from MLPipeline.dask_executor import map_on_cluster
 
         return map_on_cluster(fn, items, scheduler, progress, on_error)
     if n_jobs <= 1 or len(items) <= 1:

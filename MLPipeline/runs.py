@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from MLPipeline.artifacts import (
     RUNS_DIR,
     SERVED_LOG,
@@ -26,9 +24,9 @@ from MLPipeline.artifacts import (
     verified_bytes,
 )
 from MLPipeline.config import MANIFEST_NAME
+from MLPipeline.evaluation import SUMMARY_METRICS, holdout_summary
 
 #: The holdout figures a run's summary shows (means over its series, each with its preferred kind).
-SUMMARY_METRICS = ("mase", "smape", "mape", "coverage_95")
 
 
 class RunsError(ValueError):
@@ -60,18 +58,6 @@ def run_manifests(output_dir: Path) -> list[dict]:
             if manifest is not None:
                 found.append(manifest)
     return found
-
-
-def holdout_summary(manifest: dict) -> dict[str, float | None]:
-    """Mean holdout figures over the run's series, each scored with the kind it serves."""
-    preferred = {entry["id"]: entry["preferred"] for entry in manifest.get("series", [])}
-    metrics = manifest.get("metrics", {})
-    out = {}
-    for name in SUMMARY_METRICS:
-        values = [metrics.get(sid, {}).get(kind, {}).get(name) for sid, kind in preferred.items()]
-        values = [v for v in values if v is not None and np.isfinite(v)]
-        out[name] = float(np.mean(values)) if values else None
-    return out
 
 
 def summary(manifest: dict, served: str | None) -> dict:

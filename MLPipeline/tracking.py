@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from MLPipeline.artifacts import series_key
+from MLPipeline.evaluation import holdout_summary
 
 log = logging.getLogger("MLPipeline.tracking")
 
@@ -73,8 +74,6 @@ def _params(manifest: dict, settings: dict) -> dict[str, str]:
 
 
 def _metrics(manifest: dict) -> dict[str, float]:
-    from MLPipeline.runs import holdout_summary
-
     names = series_metric_names(entry["id"] for entry in manifest["series"])
     out = {f"overall/{k}": v for k, v in holdout_summary(manifest).items() if v is not None}
     for sid, kinds in manifest.get("metrics", {}).items():

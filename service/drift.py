@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from service.metrics import OTHER_SERIES, PREFIX
-
 log = logging.getLogger(__name__)
 
 LIVE_CACHE_SECONDS = 30.0
@@ -63,8 +61,10 @@ def _mean(pairs: list[tuple[float, float]]) -> float | None:
 class AccuracyCollector:
     """Holdout and live MAPE / 95% coverage per series label (see the module docstring)."""
 
-    def __init__(self, loaded: Callable[[], Any], prediction_log: Callable[[], Any]) -> None:
+    def __init__(self, loaded: Callable[[], Any], prediction_log: Callable[[], Any], prefix: str,
+                 other: str) -> None:
         self._loaded = loaded
+        self._prefix, self._other = prefix, other
         self._log = prediction_log
         self._lock = threading.Lock()
         self._live: tuple[float, dict[str, dict]] | None = None
@@ -93,7 +93,7 @@ class AccuracyCollector:
             return
         labelled = loaded.metric_series
         metrics = loaded.bundle.manifest.get("metrics", {})
-        holdout = {name: GaugeMetricFamily(f"{PREFIX}_series_holdout_{name}", f"Holdout {name} of the served "
+        holdout = {name: GaugeMetricFamily(f"{self._prefix}_series_holdout_{name}", f"Holdout {name} of the served "
                                            "model (its preferred kind), by series.", labels=["series"])
                    for name in HOLDOUT_FIGURES}
         other: dict[str, list] = {name: [] for name in HOLDOUT_FIGURES}
@@ -109,13 +109,13 @@ class AccuracyCollector:
                     other[name].append((value, 1.0))
         for name, pairs in other.items():
             if (value := _mean(pairs)) is not None:
-                holdout[name].add_metric([OTHER_SERIES], value)
+                holdout[name].add_metric([self._other], value)
         yield from holdout.values()
 
-        live = {name: GaugeMetricFamily(f"{PREFIX}_series_live_{name}", f"Live {name} of the newest logged model "
+        live = {name: GaugeMetricFamily(f"{self._prefix}_series_live_{name}", f"Live {name} of the newest logged model "
                                         "version: logged predictions of months with an actual, by series.",
                                         labels=["series"]) for name in LIVE_FIGURES}
-        counts = GaugeMetricFamily(f"{PREFIX}_series_live_scored", "Logged predictions of the newest logged "
+        counts = GaugeMetricFamily(f"{self._prefix}_series_live_scored", "Logged predictions of the newest logged "
                                    "version that have an actual (what the live figures are over), by series.",
                                    labels=["series"])
         rest: dict[str, list] = {name: [] for name in LIVE_FIGURES}
@@ -133,9 +133,9 @@ class AccuracyCollector:
                 for name in LIVE_FIGURES:
                     rest[name].append((figures[name], figures["count"]))
         if rest_count:
-            counts.add_metric([OTHER_SERIES], rest_count)
+            counts.add_metric([self._other], rest_count)
             for name, pairs in rest.items():
                 if (value := _mean(pairs)) is not None:
-                    live[name].add_metric([OTHER_SERIES], value)
+                    live[name].add_metric([self._other], value)
         yield from live.values()
         yield counts

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from MLPipeline.config import MANIFEST_NAME, output_dir
+from service.drift import AccuracyCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "callcenter"
@@ -266,11 +267,10 @@ def init_app(app) -> None:
         return read_manifest(app.config.get("OUTPUT_DIR"))
 
     collector = ModelCollector(served_manifest)
-    from service.drift import AccuracyCollector
 
     # The prediction log is attached after this (service.store.init_app): looked up when scraped.
     accuracy = AccuracyCollector(lambda: getattr(app.extensions.get("model_registry"), "current", None),
-                                 lambda: app.extensions.get("prediction_log"))
+                                 lambda: app.extensions.get("prediction_log"), PREFIX, OTHER_SERIES)
 
     @app.before_request
     def _start_timer() -> None:

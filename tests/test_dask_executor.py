@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT_ROOT, engine
 
-from MLPipeline.executor import SchedulerError, map_series
+from MLPipeline.dask_executor import SchedulerError
+from MLPipeline.executor import map_series
 from MLPipeline.pipeline import RunConfig, run
 
 distributed = pytest.importorskip("distributed")

@@ -1,5 +1,5 @@
 """MLflow tracking (MLFLOW_TRACKING_URI): a real `mlflow server` on loopback (SQLite backend store, local
-artifact store; its own virtualenv, `make mlflow-server-venv`) receives every training run with its
+artifact store; its own virtualenv, `make mlflow`) receives every training run with its
 parameters, metrics and artifacts, read back through MLflow's client; a promote marks its run."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SERVER = PROJECT_ROOT / ".venv-mlflow" / "bin" / "mlflow"
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
-    require(SERVER.exists(), f"no MLflow server at {SERVER.relative_to(PROJECT_ROOT)} (make mlflow-server-venv)")
+    require(SERVER.exists(), f"no MLflow server at {SERVER.relative_to(PROJECT_ROOT)} (make mlflow)")
     pytest.importorskip("mlflow", reason="the MLflow client is not installed (requirements-mlflow.txt)")
     root = tmp_path_factory.mktemp("mlflow")
     port = servers.free_port()
