@@ -18,6 +18,7 @@ from pathlib import Path
 from MLPipeline import runs
 from MLPipeline.actuals import prediction_log_url
 from MLPipeline.artifacts import KEEP_RUNS, OutputBusy
+from MLPipeline.calendars import HOLDOUTS
 from MLPipeline.config import DEFAULT_DATA_PATH, DEFAULT_OUTPUT_DIR, HOLDOUT_MONTHS, MAX_TRAIN_MONTHS
 from MLPipeline.dask_executor import SchedulerError
 from MLPipeline.data import LAYOUTS, DataError
@@ -53,11 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "always, or never")
     parser.add_argument("--no-regressors", dest="use_regressors", action="store_const", const="never",
                         help="same as --use-regressors never")
-    parser.add_argument("--holdout", type=int, default=HOLDOUT_MONTHS, help="months held out for evaluation")
+    parser.add_argument("--holdout", type=int, default=None, help=f"periods held out for evaluation (default: "
+                        f"{HOLDOUT_MONTHS} months; {HOLDOUTS['weekly']} weeks, {HOLDOUTS['daily']} days, or a week of "
+                        "hours or half-hours)")
     parser.add_argument("--max-months", type=int, default=MAX_TRAIN_MONTHS,
-                        help="train each series on at most its most recent N months")
+                        help="train each monthly series on at most its most recent N months")
     parser.add_argument("--kinds", metavar="KINDS", help=f"comma-separated kinds to train, of {', '.join(TRAINABLE_KINDS)} "
-                        "(default: the first three; seasonal-naive alone is a quick baseline for large panels)")
+                        "(default for monthly data: the first three; seasonal-naive alone is a quick baseline for "
+                        "large panels; other frequencies train statespace)")
     parser.add_argument("--no-backtest", action="store_true", help="skip the selection backtest inside each "
                         "training split (faster; --use-regressors auto then means univariate)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")

@@ -134,7 +134,7 @@ def merge_actuals(panel: Panel, logged: list[Actual], source: str = "") -> tuple
             x = None if s.x is None else np.vstack([s.x, np.repeat(s.x[-1:], len(new), axis=0)])
             s = Series(s.id, s.start, np.concatenate([s.y, np.asarray(new, dtype=float)]), x)
         merged.append(s)
-    return Panel(tuple(merged), panel.regressors, panel.source, panel.layout, panel.frequency,
+    return Panel(tuple(merged), panel.regressors, panel.source, panel.layout, panel.calendar,
                  dict(panel.skipped)), report
 
 

@@ -47,8 +47,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from MLPipeline.calendars import MONTHLY, Calendar, calendar_for
 from MLPipeline.config import MANIFEST_NAME, MANIFEST_SCHEMA_VERSION
-from MLPipeline.months import month_ordinal, parse_month
 from MLPipeline.panel import Panel, Series
 
 #: Libraries whose version must match between training and serving for pickles to load safely.
@@ -292,7 +292,7 @@ def prune_runs(output_dir: Path, keep: int = KEEP_RUNS) -> None:
 # --------------------------------------------------------------------- loading
 @dataclass(frozen=True)
 class SeriesInfo:
-    """What the manifest says about one trained series (periods as month ordinals)."""
+    """What the manifest says about one trained series (periods as ordinals of the run's calendar)."""
 
     id: str
     first: int
@@ -305,9 +305,9 @@ class SeriesInfo:
     mean_volume: float = 0.0
 
     @classmethod
-    def from_manifest(cls, entry: dict) -> SeriesInfo:
-        return cls(str(entry["id"]), month_ordinal(parse_month(entry["first"])),
-                   month_ordinal(parse_month(entry["last"])), str(entry["preferred"]), tuple(entry["kinds"]),
+    def from_manifest(cls, entry: dict, calendar: Calendar = MONTHLY) -> SeriesInfo:
+        return cls(str(entry["id"]), calendar.ordinal(entry["first"]),
+                   calendar.ordinal(entry["last"]), str(entry["preferred"]), tuple(entry["kinds"]),
                    bool(entry["uses_regressors"]), entry.get("holdout"), tuple(entry.get("notes", ())),
                    float(entry.get("mean_volume", 0.0)))
 
@@ -326,6 +326,7 @@ class ModelBundle:
     history: Panel
     holdout: dict[tuple[str, str], pd.DataFrame]
     frequency: str = "monthly"
+    calendar: Calendar = MONTHLY
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -337,13 +338,13 @@ class ModelBundle:
 
     @property
     def train_start(self) -> pd.Timestamp:
-        """The first month of any series (month start)."""
-        return parse_month(self.manifest["train_window"]["start"])
+        """The first period of any series (a month start for monthly models)."""
+        return self.calendar.index([self.calendar.ordinal(self.manifest["train_window"]["start"])])[0]
 
     @property
     def train_end(self) -> pd.Timestamp:
-        """The last month of any series (month start)."""
-        return parse_month(self.manifest["train_window"]["end"])
+        """The last period of any series (a month start for monthly models)."""
+        return self.calendar.index([self.calendar.ordinal(self.manifest["train_window"]["end"])])[0]
 
 
 def _inside(directory: Path, relative: str) -> Path:
@@ -428,15 +429,18 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
         else:
             models = {(art["series"], art["kind"]): load_model(output_dir, art) for art in manifest["artifacts"]}
         run_dir = manifest["run_dir"]
+        frequency = manifest.get("frequency", "monthly")
+        calendar = calendar_for(frequency, manifest["train_window"]["start"])
         series = {}
         for entry in manifest["series"]:
-            info = SeriesInfo.from_manifest(entry)
+            info = SeriesInfo.from_manifest(entry, calendar)
             series[info.id] = info
         regressors = tuple(manifest["regressors"])
         data_rel = f"{run_dir}/data.csv"
-        history = history_panel(verified_bytes(output_dir, data_rel, files[data_rel]), series, regressors)
+        history = history_panel(verified_bytes(output_dir, data_rel, files[data_rel]), series, regressors, calendar)
         holdout_rel = f"{run_dir}/holdout.json"
-        holdout = holdout_frames(json.loads(verified_bytes(output_dir, holdout_rel, files[holdout_rel])), series)
+        holdout = holdout_frames(json.loads(verified_bytes(output_dir, holdout_rel, files[holdout_rel])), series,
+                                 calendar)
         missing = [sid for sid, info in series.items() if (sid, info.preferred) not in models]
         if missing or not models:
             raise ArtifactError(f"manifest prefers models that are not listed: {', '.join(map(repr, missing[:5])) or 'none listed'}")
@@ -450,39 +454,41 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
             directory=output_dir,
             history=history,
             holdout=holdout,
-            frequency=manifest.get("frequency", "monthly"),
+            frequency=frequency,
+            calendar=calendar,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest is incomplete or malformed ({type(exc).__name__}: {exc}); retrain") from None
 
 
-def history_panel(payload: bytes, series: dict[str, SeriesInfo], regressors: tuple[str, ...]) -> Panel:
-    """The saved training data (``data.csv``, long: unique_id, month, y, regressors) as a Panel."""
+def history_panel(payload: bytes, series: dict[str, SeriesInfo], regressors: tuple[str, ...],
+                  calendar: Calendar = MONTHLY) -> Panel:
+    """The saved training data (``data.csv``, long: unique_id, month (or period), y, regressors) as a Panel."""
     frame = pd.read_csv(io.BytesIO(payload), dtype={"unique_id": str}, keep_default_na=False)
     found = []
     for sid, group in frame.groupby("unique_id", sort=False):
-        months = group["month"].to_numpy()
-        start = month_ordinal(parse_month(months[0]))
+        start = calendar.ordinal(str(group[calendar.field].iloc[0]))
         x = group[list(regressors)].to_numpy(dtype=float) if regressors else None
         found.append(Series(str(sid), start, group["y"].to_numpy(dtype=float), x))
     by_id = {s.id: s for s in found}
     absent = [sid for sid in series if sid not in by_id]
     if absent:
         raise ArtifactError(f"data.csv lacks series {', '.join(map(repr, absent[:5]))}")
-    return Panel(tuple(by_id[sid] for sid in series), regressors)
+    return Panel(tuple(by_id[sid] for sid in series), regressors, calendar=calendar)
 
 
-def holdout_records(holdout: dict[tuple[str, str], pd.DataFrame]) -> list[dict]:
-    """Holdout frames -> JSON rows (series, kind, month, actual, mean, std, bounds)."""
+def holdout_records(holdout: dict[tuple[str, str], pd.DataFrame], calendar: Calendar = MONTHLY) -> list[dict]:
+    """Holdout frames -> JSON rows (series, kind, month or period, actual, mean, std, bounds)."""
     rows = []
     for (series_id, kind), frame in holdout.items():
-        for month, values in frame.iterrows():
-            rows.append({"series": series_id, "kind": kind, "month": month.strftime("%Y-%m"),
+        labels = calendar.labels(calendar.index_ordinals(pd.DatetimeIndex(frame.index)))
+        for label, (_, values) in zip(labels, frame.iterrows(), strict=True):
+            rows.append({"series": series_id, "kind": kind, calendar.field: label,
                          **{k: float(v) for k, v in values.items()}})
     return rows
 
 
-def holdout_frames(rows: list[dict], series=None) -> dict[tuple[str, str], pd.DataFrame]:
+def holdout_frames(rows: list[dict], series=None, calendar: Calendar = MONTHLY) -> dict[tuple[str, str], pd.DataFrame]:
     """Inverse of :func:`holdout_records`, in the order of ``series`` (ids) when given."""
     frame = pd.DataFrame(rows)
     out = {}
@@ -490,7 +496,7 @@ def holdout_frames(rows: list[dict], series=None) -> dict[tuple[str, str], pd.Da
         return out
     for (series_id, kind), group in frame.groupby(["series", "kind"], sort=False):
         g = group.drop(columns=["series", "kind"]).copy()
-        g.index = pd.DatetimeIndex([parse_month(m) for m in g.pop("month")], name="month")
+        g.index = calendar.index([calendar.ordinal(str(m)) for m in g.pop(calendar.field)])
         out[(series_id, kind)] = g
     if series is None:
         return out

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from MLPipeline.calendars import MONTHLY, Calendar, calendar_for
 from MLPipeline.config import (
     ID_HEADERS,
     KNOWN_REGRESSORS,
@@ -36,7 +37,7 @@ from MLPipeline.config import (
     VALUE_HEADERS,
 )
 from MLPipeline.frequency import FREQUENCIES, FrequencyError, detect_frequency, parse_timestamps
-from MLPipeline.months import format_ordinal, ordinal_index
+from MLPipeline.months import format_ordinal
 from MLPipeline.panel import Panel, Series
 from MLPipeline.periods import PeriodError, days_per_month, month_ordinals
 from MLPipeline.readers import DataError, RawTable, read_table
@@ -196,7 +197,7 @@ def _numbers(table: _Table, position: int, rows: np.ndarray, label: str, series:
     return out
 
 
-def _periods(table: _Table, position: int, rows: np.ndarray) -> np.ndarray:
+def _month_ordinals(table: _Table, position: int, rows: np.ndarray) -> np.ndarray:
     values = table.column(position)[rows]
     try:
         ordinals, present = month_ordinals(values)
@@ -208,39 +209,58 @@ def _periods(table: _Table, position: int, rows: np.ndarray) -> np.ndarray:
     return ordinals
 
 
-def _not_monthly(table: _Table, position: int, groups: dict[str, np.ndarray]) -> DataError:
-    """The error for a period column of another frequency: which one it is, or why it is none."""
-    header = table.headers[position]
-    try:
-        stamps = {sid: parse_timestamps(table.column(position)[rows]) for sid, rows in groups.items()}
-        name = detect_frequency(stamps)
-    except FrequencyError as exc:
-        return table.fail(f"column {header!r} has several dates in one month and is not one regular series: {exc}")
-    return table.fail(
-        f"column {header!r} holds {name} data: Engine.py trains monthly series only so far; add the values "
-        f"up to one row per month (MLPipeline.statespace.StateSpaceGP fits {name} series from Python)")
+def _several_a_month(table: _Table, position: int, ordinals: np.ndarray, groups: dict[str, np.ndarray]) -> bool:
+    """Whether some series has several periods in one month that are not one date typed twice."""
+    for rows in groups.values():
+        months = ordinals[rows]
+        distinct = len(np.unique(months))
+        if distinct == len(months):
+            continue
+        values = table.column(position)[rows]
+        if days_per_month(values, np.ones(len(values), dtype=bool)) > 1 or len(set(map(str, values))) > distinct:
+            return True
+    return False
 
 
-def _forced_frequency(table: _Table, position: int, ident: int | None, frequency: str) -> DataError:
-    """The error for ``--freq`` other than monthly: the data disagrees, or its training is not here yet."""
+def _period_ordinals(table: _Table, position: int, groups: dict[str, np.ndarray],
+                     frequency: str | None) -> tuple[np.ndarray, Calendar]:
+    """Ordinals of the period column (all rows) and the calendar they count in.
+
+    Months are read by :func:`MLPipeline.periods.month_ordinals` (every export's way of writing one);
+    a column with several periods a month, or ISO timestamps that are no months, is read as UTC
+    timestamps and its frequency told from them (or checked against ``frequency``).
+    """
     rows = np.arange(len(table.raw.cells))
-    if ident is None:
-        groups = {table.headers[position]: rows}
-    else:
-        groups = {}
-        for i, raw_id in enumerate(table.column(ident)):
-            groups.setdefault(str(raw_id), []).append(i)
-        groups = {sid: np.asarray(members) for sid, members in groups.items()}
     header = table.headers[position]
+    if frequency in (None, "monthly"):
+        try:
+            ordinals = _month_ordinals(table, position, rows)
+        except DataError:
+            if frequency == "monthly":
+                raise
+            ordinals = None
+        if ordinals is not None and not _several_a_month(table, position, ordinals, groups):
+            return ordinals, MONTHLY
+        if ordinals is None:  # neither months nor timestamps: the month reader says why
+            try:
+                parse_timestamps(table.column(position))
+            except FrequencyError:
+                _month_ordinals(table, position, rows)
     try:
-        found = detect_frequency({sid: parse_timestamps(table.column(position)[r]) for sid, r in groups.items()})
+        stamps = parse_timestamps(table.column(position))
+        by_series = {sid: stamps[r] for sid, r in groups.items()}
+        try:
+            name = detect_frequency(by_series)
+        except FrequencyError:
+            if frequency is None:
+                raise
+            name = detect_frequency(by_series, expected=frequency)  # the message in the declared one's terms
     except FrequencyError as exc:
-        return table.fail(f"column {header!r} is not {frequency} (--freq): {exc}")
-    if found != frequency:
-        return table.fail(f"column {header!r} holds {found} data, but --freq says {frequency}")
-    return table.fail(f"column {header!r} holds {frequency} data: Engine.py trains monthly series only so far; "
-                      f"add the values up to one row per month (MLPipeline.statespace.StateSpaceGP fits "
-                      f"{frequency} series from Python)")
+        raise table.fail(f"column {header!r}{' (--freq ' + frequency + ')' if frequency else ''}: {exc}") from None
+    if frequency not in (None, name):
+        raise table.fail(f"column {header!r} holds {name} data, but --freq says {frequency}")
+    calendar = calendar_for(name, stamps[0])
+    return calendar.ordinals(stamps), calendar
 
 
 def _duplicates(table: _Table, position: int, ordinals: np.ndarray, rows: np.ndarray, series: str | None,
@@ -249,24 +269,21 @@ def _duplicates(table: _Table, position: int, ordinals: np.ndarray, rows: np.nda
     same = np.flatnonzero(np.diff(ordinals[order]) == 0)
     if not len(same):
         return
-    values = table.column(position)[rows]
-    if days_per_month(values, np.ones(len(values), dtype=bool)) > 1:
-        raise _not_monthly(table, position, groups or {series or table.headers[position]: rows})
     month = ordinals[order[same[0]]]
     at = ", ".join(str(table.row(rows[i])) for i in np.flatnonzero(ordinals == month))
     of = f" for series {series!r}" if series is not None else ""
     raise table.fail(f"duplicate month {format_ordinal(month)}{of} at rows {at}")
 
 
-def _gaps(table: _Table, ordinals: np.ndarray, series: str | None) -> None:
-    """``ordinals`` sorted; every step must be one month."""
+def _gaps(table: _Table, ordinals: np.ndarray, series: str | None, calendar: Calendar = MONTHLY) -> None:
+    """``ordinals`` sorted; every step must be one period."""
     steps = np.diff(ordinals)
     bad = np.flatnonzero(steps != 1)
     if len(bad):
         before, after = ordinals[bad[0]], ordinals[bad[0] + 1]
         of = f"series {series!r}: " if series is not None else ""
-        raise table.fail(f"{of}gap in the monthly sequence: {format_ordinal(before)} is followed by "
-                         f"{format_ordinal(after)} ({int(after - before - 1)} month(s) missing)")
+        raise table.fail(f"{of}gap in the {calendar.frequency} sequence: {calendar.label(before)} is followed by "
+                         f"{calendar.label(after)} ({int(after - before - 1)} {calendar.unit}(s) missing)")
 
 
 def _series_id(table: _Table, value, where: str) -> str:
@@ -316,9 +333,10 @@ def _regressor_columns(table: _Table, declared: Sequence[str] | None, taken: set
 # ---------------------------------------------------------------------- layouts
 
 
-def _wide(table: _Table, period: int, regressors: dict[str, int], only: Sequence[str] | None) -> list[Series]:
+def _wide(table: _Table, period: int, regressors: dict[str, int], only: Sequence[str] | None,
+          frequency: str | None) -> tuple[list[Series], Calendar]:
     rows = np.arange(len(table.raw.cells))
-    ordinals = _periods(table, period, rows)
+    ordinals, calendar = _period_ordinals(table, period, {table.headers[period]: rows}, frequency)
     _duplicates(table, period, ordinals, rows, None)
     order = np.argsort(ordinals, kind="stable")
     rows, ordinals = rows[order], ordinals[order]
@@ -342,7 +360,7 @@ def _wide(table: _Table, period: int, regressors: dict[str, int], only: Sequence
             raise table.fail(f"column {sid!r} has no values")
         first, last = np.flatnonzero(present)[[0, -1]]
         span = rows[first:last + 1]
-        _gaps(table, ordinals[first:last + 1], sid if len(columns) > 1 else None)
+        _gaps(table, ordinals[first:last + 1], sid if len(columns) > 1 else None, calendar)
         y = _numbers(table, position, span, sid)
         x = None
         if regressors:
@@ -356,17 +374,16 @@ def _wide(table: _Table, period: int, regressors: dict[str, int], only: Sequence
                     known_rows[todo] = _numbers(table, reg, rows[todo], name)
             x = np.column_stack([regressor_rows[name][first:last + 1] for name in regressors])
         out.append(Series(sid, int(ordinals[first]), y, x))
-    return out
+    return out, calendar
 
 
 def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[str, int],
-          only: Sequence[str] | None) -> list[Series]:
+          only: Sequence[str] | None, frequency: str | None) -> tuple[list[Series], Calendar]:
     rows = np.arange(len(table.raw.cells))
     ids = table.column(ident)
     missing = _missing_mask(ids)
     if missing.any():
         raise table.fail(f"missing series id in column {table.headers[ident]!r} at row {table.row(int(np.flatnonzero(missing)[0]))}")
-    ordinals = _periods(table, period, rows)
     groups: dict[str, list[int]] = {}
     for i, raw_id in enumerate(ids):
         sid = _series_id(table, raw_id, f"at row {table.row(i)}")
@@ -378,16 +395,17 @@ def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[s
         groups = {name: groups[name] for name in only}
     out = []
     arrays = {sid: np.asarray(members) for sid, members in groups.items()}
+    ordinals, calendar = _period_ordinals(table, period, arrays, frequency)
     for sid, mine in arrays.items():
         _duplicates(table, period, ordinals[mine], mine, sid, arrays)
         mine = mine[np.argsort(ordinals[mine], kind="stable")]
-        _gaps(table, ordinals[mine], sid)
+        _gaps(table, ordinals[mine], sid, calendar)
         y = _numbers(table, value, mine, table.headers[value], sid)
         x = np.column_stack([_numbers(table, reg, mine, name, sid) for name, reg in regressors.items()]) \
             if regressors else None
         out.append(Series(sid, int(ordinals[mine[0]]), y, x))
     del rows
-    return out
+    return out, calendar
 
 
 # -------------------------------------------------------------------------- API
@@ -396,12 +414,13 @@ def _long(table: _Table, period: int, ident: int, value: int, regressors: dict[s
 def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Sequence[str] | None = None,
                      series: Sequence[str] | None = None, period_column: str | None = None,
                      id_column: str | None = None, value_column: str | None = None,
-                     min_months: int = MIN_MONTHS, frequency: str | None = None) -> Panel:
+                     min_months: int | None = None, frequency: str | None = None) -> Panel:
     """Validate a read table and return the panel (see the module docstring). Raises DataError.
 
     ``series`` keeps only the named series (wide: column headers; long: ids), in that order. Series
-    shorter than ``min_months`` are left out and listed in ``Panel.skipped``; none left is an error.
-    ``frequency`` (``Engine.py --freq``) is checked against the timestamps; None or monthly is today's path.
+    shorter than ``min_months`` periods (default: two cycles of the frequency's shortest season,
+    24 for months) are left out and listed in ``Panel.skipped``; none left is an error.
+    ``frequency`` (``Engine.py --freq``) is checked against the timestamps; None tells it from them.
     """
     if layout not in (None, *LAYOUTS):
         raise DataError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -410,8 +429,9 @@ def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Se
     table = _Table(raw)
     if raw.cells.empty:
         raise table.fail("the data has a header but no data rows")
-    if len(raw.cells) < min_months:  # no series can be long enough: say so before reading every cell
-        raise table.fail(f"need at least {min_months} months of data, got {len(raw.cells)} row(s)")
+    least = MIN_MONTHS if min_months is None else min_months
+    if len(raw.cells) < least:  # no series can be long enough: say so before reading every cell
+        raise table.fail(f"need at least {least} months of data, got {len(raw.cells)} row(s)")
     period = table.find(PERIOD_HEADERS, period_column, "period", "--period-column")
     if period is None:
         raise table.fail(f"no period column: expected a header named one of {', '.join(PERIOD_HEADERS)} "
@@ -425,22 +445,22 @@ def panel_from_table(raw: RawTable, *, layout: str | None = None, regressors: Se
         lacking = " and ".join(w for w, p in (("a series-id column (" + ", ".join(ID_HEADERS) + ")", ident),
                                               ("a value column (" + ", ".join(VALUE_HEADERS) + ")", value)) if p is None)
         raise table.fail(f"the long layout needs {lacking}; found: {table.listing()}")
-    if frequency not in (None, "monthly"):
-        raise _forced_frequency(table, period, ident if layout == "long" else None, frequency)
     taken = {period} | ({ident, value} if layout == "long" else set())
     regressor_columns = _regressor_columns(table, regressors, taken)
     if layout == "long":
-        found = _long(table, period, ident, value, regressor_columns, series)
+        found, calendar = _long(table, period, ident, value, regressor_columns, series, frequency)
     else:
-        found = _wide(table, period, regressor_columns, series)
-    kept = tuple(s for s in found if len(s) >= min_months)
-    skipped = {s.id: f"{len(s)} months; need at least {min_months} (two full seasons)"
-               for s in found if len(s) < min_months}
+        found, calendar = _wide(table, period, regressor_columns, series, frequency)
+    least = calendar.min_length if min_months is None else min_months
+    unit = calendar.unit
+    kept = tuple(s for s in found if len(s) >= least)
+    skipped = {s.id: f"{len(s)} {unit}s; need at least {least} (two full seasons)"
+               for s in found if len(s) < least}
     if not kept:
         longest = max(found, key=len)
         which = f" (the longest series, {longest.id!r})" if len(found) > 1 else ""
-        raise table.fail(f"need at least {min_months} months of data, got {len(longest)}{which}")
-    return Panel(kept, tuple(regressor_columns), raw.source, layout, skipped=skipped)
+        raise table.fail(f"need at least {least} {unit}s of data, got {len(longest)}{which}")
+    return Panel(kept, tuple(regressor_columns), raw.source, layout, calendar=calendar, skipped=skipped)
 
 
 def load_panel(path: str | Path, *, sheet: str | int | None = None, **options) -> Panel:
@@ -462,5 +482,6 @@ def load_workbook(path: str | Path, **options) -> pd.DataFrame:
         for s in panel:
             regressors.iloc[s.start - panel.start:s.end - panel.start + 1] = s.x
         frame = frame.join(regressors)
-    frame.index = pd.DatetimeIndex(ordinal_index(np.arange(panel.start, panel.end + 1)), freq="MS", name="month")
+    if panel.calendar.monthly:
+        frame.index = pd.DatetimeIndex(frame.index, freq="MS", name="month")
     return frame

@@ -115,7 +115,7 @@ def write_eda_figures(panel, directory: Path, ids) -> list[Path]:
 
     paths = []
     for sid in ids:
-        y, _ = panel[sid].to_pandas()
+        y, _ = panel[sid].to_pandas(calendar=panel.calendar)
         frame = y.to_frame(sid)
         key = series_key(sid)
         paths.append(_save(history_figure(frame, sid), directory / f"history_{key}.png"))

@@ -76,9 +76,11 @@ def _defined(metrics: dict[str, float]) -> dict[str, float | None]:
     return {k: (float(v) if np.isfinite(v) else None) for k, v in metrics.items()}
 
 
-def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LEVELS) -> dict[str, float | None]:
+def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LEVELS,
+                     season: int = SEASON_LENGTH) -> dict[str, float | None]:
     """All point and interval metrics of one forecast frame (columns mean, lower_<l>, upper_<l>);
-    None where a figure is undefined (a scale of zero)."""
+    None where a figure is undefined (a scale of zero). MASE and MSIS are scaled by the in-sample
+    seasonal-naive error at lag ``season``."""
     actual = np.asarray(actual, dtype=float)
     mean = forecast["mean"].to_numpy()
     out = {
@@ -86,14 +88,14 @@ def forecast_metrics(actual, forecast: pd.DataFrame, insample, levels=DEFAULT_LE
         "rmse": rmse(actual, mean),
         "mape": mape(actual, mean),
         "smape": smape(actual, mean),
-        "mase": mase(actual, mean, insample),
+        "mase": mase(actual, mean, insample, m=season),
     }
     for lv in levels:
         lab = level_label(lv)
         lo, hi = forecast[f"lower_{lab}"].to_numpy(), forecast[f"upper_{lab}"].to_numpy()
         out[f"coverage_{lab}"] = coverage(actual, lo, hi)
         if lab == "95":
-            out["msis"] = msis(actual, lo, hi, insample, alpha=0.05)
+            out["msis"] = msis(actual, lo, hi, insample, alpha=0.05, m=season)
     return _defined(out)
 
 

@@ -21,10 +21,11 @@ from typing import Any
 from joblib import Parallel, delayed
 
 from MLPipeline.dask_executor import map_on_cluster
+from MLPipeline.logs import PROGRESS_LOGGER
 
 PROGRESS_SECONDS = 5.0
 
-log = logging.getLogger("MLPipeline.progress")
+log = logging.getLogger(PROGRESS_LOGGER)
 
 
 class Progress:

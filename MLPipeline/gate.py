@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.evaluation import mae, seasonal_naive_scale
-from MLPipeline.months import format_ordinal, index_ordinals, ordinal_index
 from MLPipeline.panel import Panel
 
 GATE_METRIC = "mase"
@@ -35,9 +34,10 @@ def _champion_means(champion, sid: str, months: np.ndarray, panel: Panel) -> dic
     if info is None:
         return {}
     found = {}
+    calendar = panel.calendar
     held = champion.holdout.get((sid, info.preferred))
     if held is not None:
-        found.update(zip(index_ordinals(held.index).tolist(), held["mean"].to_numpy().tolist(), strict=True))
+        found.update(zip(calendar.index_ordinals(held.index).tolist(), held["mean"].to_numpy().tolist(), strict=True))
     after = months[months > info.last]
     model = champion.models.get((sid, info.preferred))
     if len(after) and model is not None:
@@ -46,8 +46,8 @@ def _champion_means(champion, sid: str, months: np.ndarray, panel: Panel) -> dic
             s = panel[sid]
             if s.x is None or tuple(model.regressors_) != tuple(panel.regressors):
                 return {m: v for m, v in found.items() if m in set(months.tolist())}
-            X = pd.DataFrame(s.x[after - s.start], index=ordinal_index(after), columns=list(panel.regressors))
-        forecast = model.predict_at(ordinal_index(after), X, level=(95,))
+            X = pd.DataFrame(s.x[after - s.start], index=calendar.index(after), columns=list(panel.regressors))
+        forecast = model.predict_at(calendar.index(after), X, level=(95,))
         found.update(zip(after.tolist(), forecast["mean"].to_numpy().tolist(), strict=True))
     wanted = set(months.tolist())
     return {m: v for m, v in found.items() if m in wanted}
@@ -65,22 +65,26 @@ def compare(panel: Panel, challenger: dict[str, pd.DataFrame], champion, margin:
         reason = champion_problem or "no model is being served"
         return {**decision, "published": True, "reason": f"not gated: {reason}"}
     decision["champion"] = champion.version
+    calendar = panel.calendar
+    if champion.calendar != calendar:
+        return {**decision, "published": True, "reason": f"not gated: the served model is "
+                f"{champion.calendar.describe()}, this run {calendar.describe()}"}
     for sid, frame in challenger.items():
-        months = index_ordinals(frame.index)
+        months = calendar.index_ordinals(frame.index)
         theirs = _champion_means(champion, sid, months, panel)
         keep = np.array([m in theirs for m in months.tolist()], dtype=bool)
         if not keep.any():
             decision["skipped"][sid] = "the serving model has no out-of-sample forecast of these months"
             continue
         s = panel[sid]
-        scale = seasonal_naive_scale(s.y[:int(months.min()) - s.start])
+        scale = seasonal_naive_scale(s.y[:int(months.min()) - s.start], m=calendar.season)
         if not np.isfinite(scale):
             decision["skipped"][sid] = "seasonal-naive scale is zero (a constant series)"
             continue
         actual = frame["actual"].to_numpy()[keep]
         scored = months[keep]
         decision["series"][sid] = {
-            "months": [format_ordinal(int(scored.min())), format_ordinal(int(scored.max()))],
+            "months": [calendar.label(int(scored.min())), calendar.label(int(scored.max()))],
             "n_months": int(keep.sum()),
             "challenger": mae(actual, frame["mean"].to_numpy()[keep]) / scale,
             "champion": mae(actual, np.array([theirs[m] for m in scored.tolist()])) / scale,

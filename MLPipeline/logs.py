@@ -10,6 +10,8 @@ import sys
 import time
 
 LOG_FORMATS = ("text", "json")
+#: Progress of long runs (series done / total, rate, ETA): on stderr, so the log on stdout stays a log.
+PROGRESS_LOGGER = "MLPipeline.progress"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -29,33 +31,49 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-class _StdoutHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stdout`` is at emit time (test runners swap it)."""
+class _CurrentStream(logging.StreamHandler):
+    """Writes to whatever ``sys.<name>`` is at emit time (test runners swap it)."""
+
+    def __init__(self, name: str):
+        self._stream_name = name
+        super().__init__()
 
     @property
     def stream(self):
-        return sys.stdout
+        return getattr(sys, self._stream_name)
 
     @stream.setter
     def stream(self, _value):
         pass
 
 
-def configure_logging(fmt: str = "text", level: int = logging.INFO, stream=None) -> None:
-    """Route the root logger to ``stream`` (default: stdout) in ``fmt`` ('text' or 'json').
+def _is_progress(record: logging.LogRecord) -> bool:
+    return record.name == PROGRESS_LOGGER
 
-    Replaces only the handler an earlier call installed, so other handlers (pytest's caplog,
+
+def configure_logging(fmt: str = "text", level: int = logging.INFO, stream=None) -> None:
+    """Route the root logger to ``stream`` (default: stdout) in ``fmt`` ('text' or 'json'), and the
+    progress lines of :data:`PROGRESS_LOGGER` to stderr in the same format (with ``stream`` given,
+    everything goes there).
+
+    Replaces only the handlers an earlier call installed, so other handlers (pytest's caplog,
     a host application's) stay.
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
-    handler = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
-    handler.setFormatter(
-        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
-    )
-    handler._callcenter_gp = True
+    formatter = JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    if stream is not None:
+        handlers = [logging.StreamHandler(stream)]
+    else:
+        log, progress = _CurrentStream("stdout"), _CurrentStream("stderr")
+        log.addFilter(lambda record: not _is_progress(record))
+        progress.addFilter(_is_progress)
+        handlers = [log, progress]
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler._callcenter_gp = True
     root = logging.getLogger()
-    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_callcenter_gp", False)] + [handler]
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_callcenter_gp", False)] + handlers
     root.setLevel(level)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from MLPipeline.ensemble import Ensemble
 from MLPipeline.forecaster import GP_KINDS, GPForecaster
 from MLPipeline.smoothing import SeasonalNaive
-from MLPipeline.statespace import StateSpaceGP
+from MLPipeline.statespace_forecaster import StateSpaceForecaster
 
-#: Kinds a model can be made of (config.KINDS lists the ones Engine.py trains by default).
-MODEL_KINDS: tuple[str, ...] = (*GP_KINDS, Ensemble.kind, SeasonalNaive.kind)
-#: Kinds for series of any frequency, on numpy arrays only (``fit(y, X)``, ``predict(steps, X, level)``):
-#: the monthly pipeline does not train them, so they are not among MODEL_KINDS.
-ARRAY_KINDS: tuple[str, ...] = (StateSpaceGP.kind,)
+#: Kinds of monthly models (config.KINDS lists the ones Engine.py trains by default).
+MONTHLY_KINDS: tuple[str, ...] = (*GP_KINDS, Ensemble.kind, SeasonalNaive.kind)
+#: Kinds for series of any frequency: the only ones trained on weekly, daily, hourly and half-hourly data.
+ANY_FREQUENCY_KINDS: tuple[str, ...] = (StateSpaceForecaster.kind,)
+MODEL_KINDS: tuple[str, ...] = MONTHLY_KINDS + ANY_FREQUENCY_KINDS
 
 
 def make_model(kind: str, **params):
@@ -22,6 +22,6 @@ def make_model(kind: str, **params):
         return Ensemble(**params)
     if kind == SeasonalNaive.kind:
         return SeasonalNaive(**params)
-    if kind == StateSpaceGP.kind:
-        return StateSpaceGP(**params)
-    raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS + ARRAY_KINDS)}, got {kind!r}")
+    if kind == StateSpaceForecaster.kind:
+        return StateSpaceForecaster(**params)
+    raise ValueError(f"kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")

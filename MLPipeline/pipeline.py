@@ -10,6 +10,7 @@ never fails a run.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import warnings
@@ -32,20 +33,21 @@ from MLPipeline.artifacts import (
     series_key,
     sha256_file,
 )
-from MLPipeline.config import DEFAULT_LEVELS, HOLDOUT_MONTHS, KINDS, MAX_TRAIN_MONTHS, MIN_MONTHS
+from MLPipeline.calendars import MONTHLY, Calendar
+from MLPipeline.config import DEFAULT_LEVELS, KINDS, MAX_STATESPACE_POINTS, MAX_TRAIN_MONTHS, MIN_MONTHS
 from MLPipeline.data import DataError, load_panel
 from MLPipeline.evaluation import forecast_metrics
 from MLPipeline.executor import map_series
 from MLPipeline.forecaster import GPForecaster, default_calibration
 from MLPipeline.logs import timed_step
-from MLPipeline.models import MODEL_KINDS, make_model
-from MLPipeline.months import format_ordinal
+from MLPipeline.models import ANY_FREQUENCY_KINDS, MODEL_KINDS, make_model
 from MLPipeline.normality import normality_table
 from MLPipeline.panel import Panel, Series
 from MLPipeline.preprocess import check_holdout, split
 from MLPipeline.report import render_report
 from MLPipeline.selection import REGRESSOR_MARGIN, choose_kind
 from MLPipeline.smoothing import SeasonalNaive
+from MLPipeline.statespace_forecaster import StateSpaceForecaster
 
 log = logging.getLogger("MLPipeline.pipeline")
 
@@ -58,7 +60,8 @@ MAX_FIGURE_SERIES = 12
 class RunConfig:
     data_path: Path
     output_dir: Path
-    holdout: int = HOLDOUT_MONTHS
+    #: periods held out per series (None: the frequency's default, Calendar.holdout: 12 months)
+    holdout: int | None = None
     plots: bool = True
     #: "auto": per series, use the regressors only where the training backtest says they help;
     #: "always" / "never": for every series.
@@ -69,8 +72,9 @@ class RunConfig:
     load: dict = field(default_factory=dict)
     #: longest training window per series; longer series train on their most recent months
     max_months: int = MAX_TRAIN_MONTHS
-    #: kinds trained and served per series (TRAINABLE_KINDS); the preferred one is the ensemble if trained
-    kinds: tuple[str, ...] = KINDS
+    #: kinds trained and served per series (TRAINABLE_KINDS); the preferred one is the ensemble if trained.
+    #: None: config.KINDS for monthly data, the state-space GP for any other frequency
+    kinds: tuple[str, ...] | None = None
     #: the selection backtest inside each training split (it decides regressor use under "auto")
     backtest: bool = True
     #: SQLAlchemy URL of the prediction log whose actuals are appended after the data's last month
@@ -86,10 +90,25 @@ class RunConfig:
     def __post_init__(self):
         if self.use_regressors not in REGRESSOR_MODES:
             raise ValueError(f"use_regressors must be one of {', '.join(REGRESSOR_MODES)}, got {self.use_regressors!r}")
-        self.kinds = tuple(dict.fromkeys(self.kinds))
-        unknown = [k for k in self.kinds if k not in TRAINABLE_KINDS]
-        if unknown or not self.kinds:
-            raise DataError(f"kinds must be some of {', '.join(TRAINABLE_KINDS)}, got {', '.join(self.kinds) or 'none'}")
+        if self.kinds is not None:
+            self.kinds = tuple(dict.fromkeys(self.kinds))
+            unknown = [k for k in self.kinds if k not in TRAINABLE_KINDS]
+            if unknown or not self.kinds:
+                raise DataError(f"kinds must be some of {', '.join(TRAINABLE_KINDS)}, got "
+                                f"{', '.join(self.kinds) or 'none'}")
+
+    def for_calendar(self, calendar: Calendar) -> RunConfig:
+        """This configuration with the frequency's defaults filled in (holdout, kinds, longest window);
+        DataError for kinds that cannot train on it."""
+        kinds = self.kinds or (KINDS if calendar.monthly else ANY_FREQUENCY_KINDS)
+        if not calendar.monthly:
+            other = [k for k in kinds if k not in ANY_FREQUENCY_KINDS]
+            if other:
+                raise DataError(f"{', '.join(other)} model(s) are monthly; {calendar.frequency} data trains "
+                                f"{', '.join(ANY_FREQUENCY_KINDS)} (--kinds)")
+        longest = self.max_months if calendar.monthly else MAX_STATESPACE_POINTS
+        return dataclasses.replace(self, holdout=calendar.holdout if self.holdout is None else self.holdout,
+                                   kinds=kinds, max_months=longest)
 
 
 #: Kinds Engine.py can train: the GP kinds, the ensemble, and the seasonal-naive baseline (fast: a quick
@@ -97,7 +116,13 @@ class RunConfig:
 TRAINABLE_KINDS: tuple[str, ...] = MODEL_KINDS
 
 
-def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None, kinds: tuple[str, ...] = KINDS) -> dict[str, object]:
+def _model(kind: str, calendar: Calendar):
+    """An unfitted model of ``kind`` for series of ``calendar``'s frequency."""
+    return make_model(kind, frequency=calendar.frequency) if kind in ANY_FREQUENCY_KINDS else make_model(kind)
+
+
+def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None, kinds: tuple[str, ...] = KINDS,
+              calendar: Calendar = MONTHLY) -> dict[str, object]:
     """One fitted model per kind in ``kinds``, each GP fitted once.
 
     An ensemble member that is a plain model of a served kind (no transform, the kind's default
@@ -112,7 +137,7 @@ def fit_kinds(y: pd.Series, X: pd.DataFrame | None = None, kinds: tuple[str, ...
             continue
         same = [m for m in members if isinstance(m, GPForecaster) and m.kind == kind and m.transform is None
                 and bool(m.calibrate) == default_calibration(kind)]
-        models[kind] = same[0] if same else make_model(kind).fit(y, X)
+        models[kind] = same[0] if same else _model(kind, calendar).fit(y, X)
     return models
 
 
@@ -125,6 +150,7 @@ class SeriesJob:
     use_regressors: str
     kinds: tuple[str, ...] = KINDS
     backtest: bool = True
+    calendar: Calendar = MONTHLY
 
 
 @dataclass
@@ -164,7 +190,7 @@ def select(y: pd.Series, X: pd.DataFrame | None, mode: str, kinds: tuple[str, ..
     gp_kinds = tuple(k for k in kinds if k in KINDS)
     if not backtest or not gp_kinds:
         use_x = X is not None and mode == "always" and bool(gp_kinds)
-        why = "no backtest (--no-backtest)" if not backtest else "no GP kind trained"
+        why = "no backtest (--no-backtest)" if not backtest else "no monthly GP kind to compare"
         return _unselected(kinds, why, use_x, f"regressors={mode}, {why}" if X is not None
                            else "no regressors in the data")
     if X is None or mode != "auto":
@@ -187,18 +213,18 @@ def select(y: pd.Series, X: pd.DataFrame | None, mode: str, kinds: tuple[str, ..
             "backtest_other": (plain if use_x else with_x)["backtest"]}
 
 
-def _holdout_forecasts(models: dict, test_y: np.ndarray, test_x, train_y: np.ndarray, levels):
+def _holdout_forecasts(models: dict, test_y: np.ndarray, test_x, train_y: np.ndarray, levels, season: int):
     forecasts, metrics = {}, {}
     for kind, model in models.items():
         forecast = model.predict(len(test_y), test_x if model.regressors_ else None, level=levels)
-        metrics[kind] = forecast_metrics(test_y, forecast, train_y, levels)
+        metrics[kind] = forecast_metrics(test_y, forecast, train_y, levels, season=season)
         forecasts[kind] = forecast.assign(actual=test_y)
     return forecasts, metrics
 
 
-def _constant_note(series: Series) -> list[str]:
+def _constant_note(series: Series, calendar: Calendar) -> list[str]:
     if np.ptp(series.y) == 0:
-        return [f"constant at {series.y[0]:g} over its {len(series)} months: forecast to stay there"]
+        return [f"constant at {series.y[0]:g} over its {len(series)} {calendar.unit}s: forecast to stay there"]
     return []
 
 
@@ -206,7 +232,7 @@ def train_series(job: SeriesJob) -> SeriesResult:
     """Everything one series needs: selection, holdout scores, served models (see the module docstring)."""
     series = job.series
     names = job.regressors
-    notes = _constant_note(series)
+    notes = _constant_note(series, job.calendar)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optimiser chatter on degenerate series; outcomes are checked
         try:
@@ -217,44 +243,53 @@ def train_series(job: SeriesJob) -> SeriesResult:
 
 
 def _train(series: Series, names, job: SeriesJob, notes: list[str]) -> SeriesResult:
-    train, test = split(series, job.holdout)
-    y_train, x_train = train.to_pandas(names)
+    calendar = job.calendar
+    train, test = split(series, job.holdout, calendar.min_length)
+    y_train, x_train = train.to_pandas(names, calendar)
     selection = select(y_train, x_train, job.use_regressors, job.kinds, job.backtest)
     use_x = selection["uses_regressors"]
     forecasts, metrics, holdout_start = {}, {}, None
     if test is not None:
-        models = fit_kinds(y_train, x_train if use_x else None, job.kinds)
-        _, x_test = test.to_pandas(names)
-        forecasts, metrics = _holdout_forecasts(models, test.y, x_test, train.y, job.levels)
+        models = fit_kinds(y_train, x_train if use_x else None, job.kinds, calendar)
+        _, x_test = test.to_pandas(names, calendar)
+        forecasts, metrics = _holdout_forecasts(models, test.y, x_test, train.y, job.levels, calendar.season)
         holdout_start = test.start
     else:
-        notes.append(f"{len(series)} months leave no holdout of {job.holdout} with {MIN_MONTHS} training "
-                     "months: served, not evaluated")
-    y_all, x_all = series.to_pandas(names)
-    finals = fit_kinds(y_all, x_all if use_x else None, job.kinds)
+        unit = calendar.unit
+        notes.append(f"{len(series)} {unit}s leave no holdout of {job.holdout} with {calendar.min_length} training "
+                     f"{unit}s: served, not evaluated")
+    y_all, x_all = series.to_pandas(names, calendar)
+    finals = fit_kinds(y_all, x_all if use_x else None, job.kinds, calendar)
     for kind, model in finals.items():
-        check = model.predict(1, _future_x(series, names) if model.regressors_ else None, level=(95,))
+        check = model.predict(1, _future_x(series, names, calendar) if model.regressors_ else None, level=(95,))
         if not np.isfinite(check.to_numpy()).all():
             raise ValueError(f"the {kind} model forecasts non-finite values")
     return SeriesResult(series.id, finals, selection["preferred"], use_x, selection, metrics, forecasts, notes,
                         holdout_start)
 
 
-def _future_x(series: Series, names) -> pd.DataFrame:
-    last = pd.DataFrame([series.x[-1]], columns=list(names),
-                        index=pd.DatetimeIndex([series.index()[-1] + pd.offsets.MonthBegin(1)], name="month"))
-    return last
+def _future_x(series: Series, names, calendar: Calendar) -> pd.DataFrame:
+    return pd.DataFrame([series.x[-1]], columns=list(names), index=calendar.index([series.end + 1]))
 
 
 def _fallback(series: Series, job: SeriesJob, notes: list[str]) -> SeriesResult:
     metrics, forecasts, holdout_start = {}, {}, None
-    kind = SeasonalNaive.kind
-    train, test = split(series, job.holdout)
+    calendar = job.calendar
+    # Monthly: the seasonal-naive model. Other frequencies: the state-space GP at its prior medians,
+    # which needs no optimiser (the step that fails on a degenerate series).
+    kind = SeasonalNaive.kind if calendar.monthly else StateSpaceForecaster.kind
+
+    def fallback_model():
+        if calendar.monthly:
+            return SeasonalNaive()
+        return StateSpaceForecaster(calendar.frequency, optimize=False)
+
+    train, test = split(series, job.holdout, calendar.min_length)
     if test is not None:
-        model = SeasonalNaive().fit(train.to_pandas()[0])
-        forecasts, metrics = _holdout_forecasts({kind: model}, test.y, None, train.y, job.levels)
+        model = fallback_model().fit(train.to_pandas(calendar=calendar)[0])
+        forecasts, metrics = _holdout_forecasts({kind: model}, test.y, None, train.y, job.levels, calendar.season)
         holdout_start = test.start
-    final = SeasonalNaive().fit(series.to_pandas()[0])
+    final = fallback_model().fit(series.to_pandas(calendar=calendar)[0])
     selection = {"preferred": kind, "metric": "mase", "backtest": {}, "origins": [], "margin": None,
                  "reason": notes[-1], "uses_regressors": False, "regressor_reason": "fallback model: univariate"}
     return SeriesResult(series.id, {kind: final}, kind, False, selection, metrics, forecasts, notes, holdout_start,
@@ -263,36 +298,39 @@ def _fallback(series: Series, job: SeriesJob, notes: list[str]) -> SeriesResult:
 
 def _lost(job: SeriesJob, exc: BaseException) -> SeriesResult:
     """The result of a series whose training never completed on the cluster (its workers kept dying)."""
-    return _fallback(job.series, job, _constant_note(job.series) + [
+    return _fallback(job.series, job, _constant_note(job.series, job.calendar) + [
         f"training did not complete on the cluster ({type(exc).__name__}: {exc}); serving a seasonal-naive fallback"])
 
 
 def _trim(panel: Panel, max_months: int) -> Panel:
-    """Series longer than ``max_months`` keep their most recent months (the exact GP's cost grows with
-    the cube of the length); each trimmed series is logged."""
+    """Series longer than ``max_months`` periods keep their most recent ones (the exact GP's cost grows
+    with the cube of the length, the state-space GP's linearly); each trimmed series is logged."""
     kept = []
+    calendar = panel.calendar
+    flag = "raise --max-months to use more" if calendar.monthly else "the state-space GP's limit"
     for s in panel:
         if len(s) > max_months:
-            log.warning("%s: %d months; training on the most recent %d (from %s); raise --max-months to use more",
-                        s.id, len(s), max_months, format_ordinal(s.end - max_months + 1))
+            log.warning("%s: %d %ss; training on the most recent %d (from %s); %s", s.id, len(s), calendar.unit,
+                        max_months, calendar.label(s.end - max_months + 1), flag)
             s = s.tail_from(len(s) - max_months)
         kept.append(s)
-    return Panel(tuple(kept), panel.regressors, panel.source, panel.layout, panel.frequency, dict(panel.skipped))
+    return dataclasses.replace(panel, series=tuple(kept), skipped=dict(panel.skipped))
 
 
-def _series_entry(s: Series, result: SeriesResult, holdout: int) -> dict:
+def _series_entry(s: Series, result: SeriesResult, holdout: int, calendar: Calendar) -> dict:
+    count = calendar.field + "s"  # "months", as always, or "periods"
     entry = {
         "id": s.id,
         "key": series_key(s.id),
-        "first": format_ordinal(s.start),
-        "last": format_ordinal(s.end),
-        "months": len(s),
+        "first": calendar.label(s.start),
+        "last": calendar.label(s.end),
+        count: len(s),
         "preferred": result.preferred,
         "kinds": list(result.models),
         "uses_regressors": result.uses_regressors,
         "holdout": None if result.holdout_start is None else
-        {"start": format_ordinal(result.holdout_start), "end": format_ordinal(s.end), "months": holdout},
-        "mean_volume": float(np.mean(s.y[-12:])),
+        {"start": calendar.label(result.holdout_start), "end": calendar.label(s.end), count: holdout},
+        "mean_volume": float(np.mean(s.y[-calendar.season:])),
     }
     if result.notes:
         entry["notes"] = result.notes
@@ -302,7 +340,8 @@ def _series_entry(s: Series, result: SeriesResult, holdout: int) -> dict:
 def run(cfg: RunConfig) -> dict:
     """Train, evaluate and save. Returns the committed manifest. Raises DataError on bad input."""
     started = dt.datetime.now(dt.UTC)
-    check_holdout(cfg.holdout)
+    if cfg.holdout is not None:
+        check_holdout(cfg.holdout)
     if cfg.max_months < MIN_MONTHS:
         raise DataError(f"max-months must be at least {MIN_MONTHS}, got {cfg.max_months}")
     with timed_step(log, "load", path=str(cfg.data_path)):
@@ -310,6 +349,8 @@ def run(cfg: RunConfig) -> dict:
     for sid, why in panel.skipped.items():
         log.warning("%s: left out: %s", sid, why)
     merge = None
+    if cfg.actuals_url and not panel.calendar.monthly:
+        raise DataError(f"--actuals merges monthly prediction logs; this data is {panel.frequency}")
     if cfg.actuals_url:
         with timed_step(log, "actuals"):
             panel, merge = merge_actuals(panel, read_actuals(cfg.actuals_url), public_url(cfg.actuals_url))
@@ -320,14 +361,17 @@ def run(cfg: RunConfig) -> dict:
         for d in merge.disagreements:
             log.warning("%s %s: the data has %g, the log %g; the data's value is used", d["series"], d["month"],
                         d["data"], d["log"])
+    calendar = panel.calendar
+    cfg = cfg.for_calendar(calendar)
     panel = _trim(panel, cfg.max_months)
-    if not any(len(s) - cfg.holdout >= MIN_MONTHS for s in panel):
+    unit, least = calendar.unit, calendar.min_length
+    if not any(len(s) - cfg.holdout >= least for s in panel):
         longest = max(len(s) for s in panel)
-        raise DataError(f"holdout of {cfg.holdout} months leaves {longest - cfg.holdout} training months for the "
-                        f"longest series; need at least {MIN_MONTHS} (the data has {longest})")
-    log.info("data: %d series (%s layout), %s..%s, regressors: %s; holdout %d months per series", len(panel),
-             panel.layout, format_ordinal(panel.start), format_ordinal(panel.end),
-             ", ".join(panel.regressors) or "none", cfg.holdout)
+        raise DataError(f"holdout of {cfg.holdout} {unit}s leaves {longest - cfg.holdout} training {unit}s for the "
+                        f"longest series; need at least {least} (the data has {longest})")
+    log.info("data: %d %s series (%s layout), %s..%s, regressors: %s; holdout %d %ss per series", len(panel),
+             calendar.describe(), panel.layout, calendar.label(panel.start), calendar.label(panel.end),
+             ", ".join(panel.regressors) or "none", cfg.holdout, unit)
 
     if cfg.scheduler:  # an unreachable scheduler is said before any work is done
         from MLPipeline.dask_executor import connect
@@ -383,8 +427,8 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                 for path in eda.write_eda_figures(panel, writer.run_dir / "figures", [s.id for s in drawn]):
                     writer.add_file(path)
 
-        jobs = [SeriesJob(s, panel.regressors, cfg.holdout, cfg.levels, cfg.use_regressors, cfg.kinds, cfg.backtest)
-                for s in panel]
+        jobs = [SeriesJob(s, panel.regressors, cfg.holdout, cfg.levels, cfg.use_regressors, cfg.kinds, cfg.backtest,
+                          panel.calendar) for s in panel]
         with timed_step(log, "training", series=len(jobs), models=len(jobs) * len(cfg.kinds)):
             results = map_series(train_series, jobs, n_jobs=cfg.n_jobs, what="training", scheduler=cfg.scheduler,
                                  on_error=_lost)
@@ -398,7 +442,7 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                 for s, r in zip(panel.series[:len(drawn)], results, strict=False):
                     for kind, fc in r.holdout.items():
                         n_train = len(s) - len(fc)
-                        y, _ = s.to_pandas()
+                        y, _ = s.to_pandas(calendar=panel.calendar)
                         path = eda.write_forecast_figure(
                             y.iloc[:n_train], y.iloc[n_train:], fc, f"{s.id}: {kind} model, holdout forecast",
                             writer.run_dir / "figures" / f"holdout_{series_key(s.id)}_{kind}.png")
@@ -412,8 +456,8 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
             metrics = {r.id: r.metrics for r in results}
             writer.write_json("metrics.json", metrics)
             holdout = {(r.id, k): fc for r in results for k, fc in r.holdout.items()}
-            writer.write_json("holdout.json", holdout_records(holdout))
-            entries = [_series_entry(s, r, cfg.holdout) for s, r in zip(panel, results, strict=True)]
+            writer.write_json("holdout.json", holdout_records(holdout, panel.calendar))
+            entries = [_series_entry(s, r, cfg.holdout, panel.calendar) for s, r in zip(panel, results, strict=True)]
         with timed_step(log, "gate"):
             decision = _gate(cfg, panel, results)
         log.info("gate: %s", decision["reason"])
@@ -431,7 +475,7 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                     "skipped": panel.skipped,
                 },
                 "frequency": panel.frequency,
-                "train_window": {"start": format_ordinal(panel.start), "end": format_ordinal(panel.end)},
+                "train_window": {"start": panel.calendar.label(panel.start), "end": panel.calendar.label(panel.end)},
                 "holdout_months": cfg.holdout,
                 "kinds": list(cfg.kinds),
                 "regressors": list(panel.regressors),

@@ -4,8 +4,11 @@ The default sample has the real workbook's schema (five queues, original headers
 and a realistic structure: per-queue growth curves (some saturating, one declining), a yearly
 seasonal shape, multiplicative noise (so the spread grows with the level) and two regressors of small
 integer counts. ``queues=N`` (or ``names=[...]``) makes N queues with drawn profiles, ``ragged=True``
-starts them at different months, and :func:`write_data` writes the wide or the long layout. Run
-``python -m MLPipeline.sample_data`` to rewrite ``Input/`` (``--help`` for the options).
+starts them at different months, and :func:`write_data` writes the wide or the long layout.
+:func:`generate_steps` makes queues of another frequency (weekly, daily, hourly, half-hourly: the
+working day's shape, quieter weekends, a slow drift, count noise), written long with ISO 8601 UTC
+timestamps by :func:`write_steps`. Run ``python -m MLPipeline.sample_data`` to rewrite ``Input/``
+(``--help`` for the options; ``--freq hourly --periods 2000`` for intraday queues).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import DEFAULT_DATA_PATH, KNOWN_REGRESSORS
+from MLPipeline.frequency import FREQUENCIES, STEPS
 
 #: The sample's regressors (clean names) and their headers in the workbook layout.
 REGRESSORS: tuple[str, ...] = ("phone_lines", "channels")
@@ -106,6 +110,50 @@ def generate(n_months: int = 132, start: str = "2011-01", seed: int = 2024, *, q
     return frame
 
 
+def generate_steps(frequency: str = "hourly", periods: int = 24 * 7 * 8, start: str = "2024-01-01",
+                   seed: int = 2024, *, queues: int = 2) -> pd.DataFrame:
+    """Queues of a fixed-step ``frequency``: columns ``queue 1..N`` on a naive UTC index named ``period``.
+
+    Volume per step = level x daily shape (busy 09:00-17:00, quiet at night) x weekday factor (weekends
+    at 40-70%) x a slow drift, with Poisson noise; weekly and daily data keep the weekday and a yearly
+    swing. Seeded: the same arguments give the same frame.
+    """
+    if frequency not in STEPS:
+        raise ValueError(f"frequency must be one of {', '.join(f for f in FREQUENCIES if f in STEPS)}, "
+                         f"got {frequency!r}")
+    index = pd.date_range(start, periods=periods, freq=STEPS[frequency], name="period")
+    rng = np.random.default_rng(seed)
+    hours = index.hour.to_numpy() + index.minute.to_numpy() / 60
+    day = np.exp(-0.5 * ((hours - 12.5) / 3.2) ** 2) + 0.08  # one working-day hump
+    if frequency in ("weekly", "daily"):
+        day = np.ones(periods)
+    years = (index - index[0]).total_seconds().to_numpy() / (365.25 * 86400)
+    data = {}
+    for q in range(1, queues + 1):
+        level = float(np.exp(rng.uniform(np.log(5), np.log(400))))
+        weekend = rng.uniform(0.4, 0.7)
+        week = np.where(index.dayofweek.to_numpy() >= 5, weekend, 1.0) if frequency != "weekly" else 1.0
+        year = 1 + rng.uniform(0.03, 0.15) * np.sin(2 * np.pi * (years - rng.uniform()))
+        drift = np.exp(rng.uniform(-0.1, 0.3) * years)
+        data[f"queue {q}"] = rng.poisson(level * day * week * year * drift).astype(float)
+    return pd.DataFrame(data, index=index)
+
+
+def write_steps(frame: pd.DataFrame, path: str | Path) -> Path:
+    """A :func:`generate_steps` frame in the long layout (``unique_id, ds, y``; ISO 8601 UTC ``ds``),
+    as .csv or .parquet."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    long = frame.reset_index().melt(id_vars="period", var_name="unique_id", value_name="y")
+    long["ds"] = long.pop("period").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    long = long[["unique_id", "ds", "y"]].dropna(subset=["y"]).astype({"y": "int64"})  # a late start: no rows
+    if path.suffix.lower() == ".parquet":
+        long.to_parquet(path, index=False)
+    else:
+        long.to_csv(path, index=False)
+    return path
+
+
 def to_workbook_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Tidy frame -> the workbook layout: original headers, month-end dates, integer counts
     (empty cells where a ragged queue has not started)."""
@@ -154,7 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--awkward-names", action="store_true", help="name the queues from AWKWARD_NAMES")
     parser.add_argument("--ragged", action="store_true", help="queues start at different months")
     parser.add_argument("--layout", choices=("wide", "long"), default="wide")
+    parser.add_argument("--freq", choices=FREQUENCIES, default="monthly",
+                        help="frequency (other than monthly: long layout, ISO 8601 UTC timestamps, no regressors)")
+    parser.add_argument("--periods", type=int, default=24 * 7 * 8, help="periods per queue, for --freq other than "
+                        "monthly (default: eight weeks of hours)")
+    parser.add_argument("--first", default="2024-01-01", help="first timestamp, for --freq other than monthly")
     args = parser.parse_args(argv)
+    if args.freq != "monthly":
+        frame = generate_steps(args.freq, args.periods, args.first, args.seed, queues=args.queues or 2)
+        path = write_steps(frame, args.output)
+        print(f"wrote {path} ({frame.shape[1]} {args.freq} queues, {args.periods} periods from {args.first}, "
+              f"seed {args.seed}, long layout)")
+        return 0
     names = None
     if args.awkward_names:
         count = args.queues or len(AWKWARD_NAMES)

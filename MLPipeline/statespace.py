@@ -244,33 +244,50 @@ class StateSpaceGP:
 
         ``X`` holds the regressors' future values (``steps`` x k) when the model was fitted with them.
         """
-        if not hasattr(self, "beta_"):
-            raise ValueError("call fit before predict")
         if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
             raise ValueError(f"steps must be a positive whole number, got {steps!r}")
+        self._check_fitted()
+        return self.predict_times(self.t_[-1] + np.arange(1, steps + 1, dtype=float), X, level)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "beta_"):
+            raise ValueError("call fit before predict")
+
+    def predict_times(self, t, X=None, level=DEFAULT_LEVELS) -> dict[str, np.ndarray]:
+        """As :meth:`predict`, at any times ``t`` in steps (0 = the first point fitted, any order,
+        repeats allowed): inside the training span, the fitted values with the interval of a new
+        observation there; after it, the forecast."""
+        self._check_fitted()
         levels = check_levels(level)
+        t = np.asarray(t, dtype=float).reshape(-1)
+        if not len(t) or not np.all(np.isfinite(t)):
+            raise ValueError("t must hold at least one finite time")
         if self.n_regressors_:
             if X is None:
-                raise ValueError(f"the model uses {self.n_regressors_} regressors: pass their future values as X")
+                raise ValueError(f"the model uses {self.n_regressors_} regressors: pass their values as X")
             X = np.asarray(X, dtype=float)
             X = X.reshape(len(X), -1) if X.ndim else X
-            if X.shape != (steps, self.n_regressors_) or not np.all(np.isfinite(X)):
-                raise ValueError(f"X must be {steps} x {self.n_regressors_} finite numbers")
-        t_star = self.t_[-1] + np.arange(1, steps + 1, dtype=float)
-        F_star = self._design(t_star, X if self.n_regressors_ else None)
+            if X.shape != (len(t), self.n_regressors_) or not np.all(np.isfinite(X)):
+                raise ValueError(f"X must be {len(t)} x {self.n_regressors_} finite numbers")
+        # celerite2 predicts at sorted times; answers go back in the order asked.
+        order = np.argsort(t, kind="stable")
+        t_star = t[order]
+        F_star = self._design(t_star, X[order] if self.n_regressors_ else None)
         gp = self._gp
         # Algorithm (R&W eq. 2.41): the GP's conditional mean and variance given the residuals,
         # then the mean function with beta's posterior uncertainty carried through R.
         # celerite2's predictive variance holds an n x steps matrix: in chunks, memory stays O(n).
         chunks = [gp.predict(self._resid, t=part, return_var=True)
-                  for part in np.array_split(t_star, max(1, steps // _PREDICT_CHUNK))]
+                  for part in np.array_split(t_star, max(1, len(t_star) // _PREDICT_CHUNK))]
         f_mean, f_var = (np.concatenate(parts) for parts in zip(*chunks, strict=True))
         KsKinvF = np.column_stack([gp.predict(col, t=t_star) for col in self.F_.T])
         R = F_star - KsKinvF
         mean = F_star @ self.beta_ + f_mean
         var = f_var + np.einsum("ij,jk,ik->i", R, self.beta_cov_, R) + self.hyperparameters_["noise_sigma"] ** 2
-        mean = self.y_loc_ + self.y_scale_ * mean
-        std = self.y_scale_ * np.sqrt(np.maximum(var, 0.0))
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        mean = (self.y_loc_ + self.y_scale_ * mean)[back]
+        std = (self.y_scale_ * np.sqrt(np.maximum(var, 0.0)))[back]
         out = {"mean": mean, "std": std}
         for lv in levels:
             z = norm.ppf(0.5 + lv / 200)

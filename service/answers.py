@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from MLPipeline.calendars import MONTHLY, Calendar
 from MLPipeline.intervals import interval_columns
-from MLPipeline.months import ordinal_index
 from service.errors import ApiError
 
 #: How often one request may repeat a month with different regressors. Each repeat costs another
@@ -52,13 +52,14 @@ def _occurrences(keys: list[Any]) -> np.ndarray:
 class Inputs:
     """One request's months and one series' regressor rows, and the forecaster calls they need.
 
-    ``ordinals`` are month ordinals (request order, repeats allowed); ``x`` the regressor rows
-    (None for a model without regressors); ``last`` the series' last training month; ``assumed`` the
-    regressor values a difference model's path uses for months the request does not give.
+    ``ordinals`` are period ordinals of ``calendar`` (request order, repeats allowed); ``x`` the
+    regressor rows (None for a model without regressors); ``last`` the series' last training period;
+    ``assumed`` the regressor values a difference model's path uses for months the request does not give.
     """
 
     def __init__(self, ordinals: np.ndarray, x: np.ndarray | None, names: Sequence[str], last: int,
-                 assumed: np.ndarray | None, field: str | None = None) -> None:
+                 assumed: np.ndarray | None, field: str | None = None, calendar: Calendar = MONTHLY) -> None:
+        self.calendar = calendar
         self.ordinals = np.asarray(ordinals, dtype=np.int64)
         self.x = x
         self.names = tuple(names)
@@ -105,7 +106,7 @@ class Inputs:
         for k in range(int(occurrence.max()) + 1):
             rows = np.flatnonzero(occurrence == k)
             taken = distinct[rows]
-            months = ordinal_index(self.ordinals[taken])
+            months = self.calendar.index(self.ordinals[taken])
             x = self._frame(taken, path) if use_x else None
             calls.append((rows, months, x))
         return back, len(distinct), calls
@@ -124,13 +125,14 @@ class Inputs:
                     given.setdefault(month, row)
                 fill = np.array([given.get(month, self.assumed) for month in missing.tolist()])
                 ordinals, x = np.concatenate([ordinals, missing]), np.vstack([x, fill])
-        return pd.DataFrame(x, index=ordinal_index(ordinals), columns=list(self.names))
+        return pd.DataFrame(x, index=self.calendar.index(ordinals), columns=list(self.names))
 
 
 def _from_table(model, series_id: str, kind: str, ordinals: np.ndarray, levels: Sequence[float]) -> np.ndarray | None:
-    """The precomputed rows for these months (range already checked), or None without a table."""
+    """The precomputed rows for these periods (range already checked), or None without a table that
+    holds them."""
     table = model.tables.get((series_id, kind))
-    if table is None or not table.covers(levels):
+    if table is None or not table.covers(levels, ordinals):
         return None
     return finite(table.lookup(ordinals, levels))
 
@@ -172,7 +174,7 @@ def answer_path(model, series_id: str, kind: str, horizon: int, x: np.ndarray | 
         if found is not None:
             return found
         forecaster = model.forecaster(series_id, kind)
-        future = pd.DataFrame(x, index=ordinal_index(path), columns=list(names)) if use_x else None
+        future = pd.DataFrame(x, index=model.calendar.index(path), columns=list(names)) if use_x else None
         pred = forecaster.predict(horizon=horizon, X_future=future, level=tuple(levels))
         return finite(pred[interval_columns(levels)].to_numpy(dtype=float))
 

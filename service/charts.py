@@ -66,6 +66,8 @@ class ChartInputs:
     assumption: str | None
     history: pd.Series
     holdout: pd.DataFrame | None
+    #: the field naming a period in the forecast rows ("month", or "period" for other frequencies)
+    field: str = "month"
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ def domain_figure(
         if label in _RELABEL:
             artist.set_label(_RELABEL[label])
     if holdout is not None and len(holdout):
-        half_month = pd.Timedelta(days=15)
-        ax.axvspan(holdout.index[0] - half_month, holdout.index[-1] + half_month, color="0.92", lw=0,
+        half = (history.index[1] - history.index[0]) / 2 if len(history) > 1 else pd.Timedelta(days=15)
+        ax.axvspan(holdout.index[0] - half, holdout.index[-1] + half, color="0.92", lw=0,
                    zorder=0, label="held-out period")
         ax.fill_between(holdout.index, holdout["lower_95"], holdout["upper_95"], color="tab:green", alpha=0.15,
                         lw=0, label="holdout-model 95% interval")
@@ -118,8 +120,9 @@ def domain_figure(
     return fig
 
 
-def _months(index: pd.DatetimeIndex) -> list[str]:
-    return [month.strftime("%Y-%m") for month in index]
+def _months(index: pd.DatetimeIndex, field: str = "month") -> list[str]:
+    """Periods as the API writes them: YYYY-MM for months, ISO 8601 UTC otherwise."""
+    return [stamp.strftime("%Y-%m" if field == "month" else "%Y-%m-%dT%H:%M:%SZ") for stamp in index]
 
 
 def _floats(values) -> list[float]:
@@ -138,13 +141,14 @@ def chart_data(inputs: ChartInputs, markers: Sequence[Marker], levels: Sequence[
         "kind": inputs.kind,
         "assumption": inputs.assumption,
         "levels": [float(level) for level in levels],
-        "history": {"month": _months(inputs.history.index), "value": _floats(inputs.history.to_numpy())},
+        "history": {"month": _months(inputs.history.index, inputs.field),
+                    "value": _floats(inputs.history.to_numpy())},
         "holdout": None if holdout is None or not len(holdout) else {
-            "month": _months(holdout.index),
+            "month": _months(holdout.index, inputs.field),
             **{name: _floats(holdout[name]) for name in ("mean", "lower_95", "upper_95")},
         },
         "forecast": {
-            "month": [row["month"] for row in inputs.forecast],
+            "month": [row[inputs.field] for row in inputs.forecast],
             **{name: [float(row[name]) for row in inputs.forecast] for name in ("mean", *bounds)},
         },
         "actuals": {

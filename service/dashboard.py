@@ -36,7 +36,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from MLPipeline.artifacts import series_key
 from MLPipeline.config import DEFAULT_LEVELS, SEASON_LENGTH
-from MLPipeline.months import format_month, format_ordinal, parse_month
+from MLPipeline.months import parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
 from service.drift import drift_reasons
@@ -183,6 +183,9 @@ def live_log(model, series_ids) -> LiveLog:
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
     if log is None:
         return LiveLog()
+    if not model.calendar.monthly:
+        return LiveLog(problem=f"the prediction log holds monthly models' predictions; this model is "
+                               f"{model.calendar.frequency}")
     from service.store import PredictionLogUnavailable
 
     live = LiveLog(enabled=True)
@@ -210,11 +213,24 @@ def chart_id(series_id: str) -> str:
     return f"chart-{series_key(series_id)}"
 
 
+def forecast_steps(calendar) -> int:
+    """The forecast path drawn: a year of months, or two of the shortest cycles of other frequencies."""
+    return FORECAST_MONTHS if calendar.monthly else 2 * calendar.season
+
+
 def chart_inputs(model, domain: str) -> charts.ChartInputs:
-    """The preferred kind's forecast path as ``POST /forecast`` computes it, the history and the holdout."""
-    kind, rows, assumption = inference.forecast(model, domain, FORECAST_MONTHS, levels=DEFAULT_LEVELS)
-    history, _ = model.bundle.history[domain].to_pandas()
-    return charts.ChartInputs(kind, rows, assumption, history, model.bundle.holdout.get((domain, kind)))
+    """The preferred kind's forecast path as ``POST /forecast`` computes it, the history and the holdout.
+
+    A sub-monthly history is drawn from its last few weeks (ten forecast paths' worth): a year of
+    half-hours is more points than a chart can show."""
+    calendar = model.calendar
+    steps = forecast_steps(calendar)
+    kind, rows, assumption = inference.forecast(model, domain, steps, levels=DEFAULT_LEVELS)
+    history, _ = model.bundle.history[domain].to_pandas(calendar=calendar)
+    holdout = model.bundle.holdout.get((domain, kind))
+    if not calendar.monthly:
+        history = history.iloc[-max(10 * steps, 0 if holdout is None else len(holdout) + 2 * steps):]
+    return charts.ChartInputs(kind, rows, assumption, history, holdout, calendar.field)
 
 
 def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, Any]:
@@ -225,10 +241,12 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
     def render() -> dict[str, Any]:
         inputs = chart_inputs(model, domain)
         kind = inputs.kind
+        calendar = model.calendar
         path = pd.DataFrame(inputs.forecast)
-        path.index = pd.DatetimeIndex([parse_month(m) for m in path.pop("month")], name="month")
+        path.index = calendar.index([calendar.ordinal(m) for m in path.pop(calendar.field)])
         heading = f"{domain} ({kind} model)"
-        title = f"{domain}: volume per month, held-out check and {FORECAST_MONTHS}-month forecast ({kind} model)"
+        title = (f"{domain}: volume per {calendar.unit}, held-out check and {len(path)}-{calendar.unit} forecast "
+                 f"({kind} model)")
         svg = charts.domain_svg(inputs.history, inputs.holdout, path, markers, heading, chart_id(domain), title)
         return {
             "domain": domain,
@@ -237,8 +255,8 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
             "title": title,
             "svg": svg,
             "assumption": inputs.assumption,
-            "first": format_month(path.index[0]),
-            "last": format_month(path.index[-1]),
+            "first": calendar.label(calendar.index_ordinals(path.index)[0]),
+            "last": calendar.label(calendar.index_ordinals(path.index)[-1]),
             "anomalies": sum(m.anomaly for m in markers),
             "actuals": len(markers),
         }
@@ -289,7 +307,7 @@ def series_markers(model, domain: str) -> list[charts.Marker]:
     """The series' checked actuals for its chart; none when there is no log or it cannot be read
     (the page says why; a chart without markers is still worth drawing)."""
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
-    if log is None:
+    if log is None or not model.calendar.monthly:
         return []
     from service.store import PredictionLogUnavailable
 
@@ -354,7 +372,8 @@ def index():
         missing=missing,
         suggestions=suggestions,
         overview=overview(model, order, _int_arg("page", 1, 1, 10**6)) if many else None,
-        forecast_months=FORECAST_MONTHS,
+        forecast_months=forecast_steps(model.calendar),
+        calendar=model.calendar,
         metric_columns=METRIC_COLUMNS,
         metric_rows=metric_rows(model, charted),
         live=live,
@@ -363,7 +382,7 @@ def index():
         regressors=[(name, None if assumed is None else float(v)) for name, v in
                     zip(model.regressors, assumed if assumed is not None else [None] * len(model.regressors),
                         strict=True)],
-        next_month=format_ordinal(info.last + 1),
+        next_month=model.calendar.label(info.last + 1),
     )
 
 

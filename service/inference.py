@@ -1,7 +1,9 @@
 """The request logic behind the views, as plain functions (no Flask): predict, forecast, anomalies.
 
 Each takes a :class:`service.loaded.LoadedModel` and already-validated inputs (instances carry a
-``month`` and a ``regressors`` mapping of the values given) and returns plain dicts ready for JSON.
+``month`` or ``period`` and a ``regressors`` mapping of the values given) and returns plain dicts ready
+for JSON. Periods are ordinals of the model's calendar inside; rows name them ``month`` for a monthly
+model, as always, and ``period`` (ISO 8601 UTC) for any other.
 Where a number comes from (month table, cache, model) is :mod:`service.answers`' business. Problems
 that depend on the loaded model (an unknown series or regressor, a month outside the served range)
 raise :class:`service.errors.ApiError` with status 422.
@@ -15,11 +17,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from MLPipeline.config import SEASON_LENGTH
 from MLPipeline.intervals import interval_columns
-from MLPipeline.months import format_ordinal, month_ordinal, parse_month
 from service.answers import Inputs, answer_at, answer_path, unprocessable
-from service.schemas import MAX_HORIZON
 
 #: /predict without ``domains`` answers every series only up to this many (no unbounded responses).
 MAX_SERIES_BY_DEFAULT = 50
@@ -58,22 +57,48 @@ def _kind_available(model, series_id: str, kind: str, field: str) -> None:
         raise unprocessable("kind_unavailable", f"no {kind!r} model is loaded for {series_id!r}", field)
 
 
-def _check_range(model, series_id: str, kind: str, ordinals: np.ndarray, prefix: str | None) -> None:
+def _check_range(model, series_id: str, kind: str, ordinals: np.ndarray, prefix: str | None,
+                 fields: Sequence[str]) -> None:
     first = model.facts[(series_id, kind)].first
     last = model.series[series_id].last_served
     bad = (ordinals < first) | (ordinals > last)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        calendar = model.calendar
         raise unprocessable(
-            "month_out_of_range",
-            f"month {format_ordinal(ordinals[i])} is outside the range the {series_id!r} model serves: "
-            f"{format_ordinal(first)} to {format_ordinal(last)} (its training window plus {MAX_HORIZON} months)",
-            _field(prefix, i, "month"),
+            f"{calendar.field}_out_of_range",
+            f"{calendar.field} {calendar.label(ordinals[i])} is outside the range the {series_id!r} model serves: "
+            f"{calendar.label(first)} to {calendar.label(last)} (its training window plus {calendar.max_horizon} "
+            f"{calendar.unit}s)",
+            _field(prefix, i, fields[i]),
         )
 
 
-def _ordinals(months: Sequence[str]) -> np.ndarray:
-    return np.fromiter((month_ordinal(parse_month(m)) for m in months), dtype=np.int64, count=len(months))
+def _at(item: Any) -> tuple[str, str]:
+    """(field, text) of an item's period: the schemas' ``at``, or a plain object's ``month``."""
+    at = getattr(item, "at", None)
+    return at if at is not None else ("month", item.month)
+
+
+def _periods(model, items: Sequence[Any], prefix: str | None) -> tuple[np.ndarray, list[str], list[str]]:
+    """(ordinals, their labels for the rows, the field each item gave)."""
+    calendar = model.calendar
+    ordinals = np.empty(len(items), dtype=np.int64)
+    labels, fields = [], []
+    for i, item in enumerate(items):
+        name, text = _at(item)
+        if name == "month" and not calendar.monthly:
+            raise unprocessable("period_required", f"this model is {calendar.frequency}: give 'period' (an ISO "
+                                f"8601 timestamp such as {calendar.label(model.series[model.ids[0]].info.last + 1)}), "
+                                "not 'month'", _field(prefix, i, "month"))
+        try:
+            # a period on a monthly model names its month (as a month's YYYY-MM-DD does)
+            ordinals[i] = calendar.ordinal(text[:7] if calendar.monthly else text)
+        except ValueError as exc:
+            raise unprocessable("invalid_period", f"{text!r}: {exc}", _field(prefix, i, name)) from None
+        labels.append(text if calendar.monthly and name == "month" else calendar.label(ordinals[i]))
+        fields.append(name)
+    return ordinals, labels, fields
 
 
 # -------------------------------------------------------------- regressors
@@ -113,12 +138,13 @@ def _values_text(model, series_ids: Sequence[str]) -> str:
 
 def _assumption(model, filled: list[tuple[str, dict]]) -> str | None:
     notes = []
+    unit = model.calendar.unit
     if any(f.get("history") for _, f in filled):
-        notes.append("omitted regressors for months inside the training window were taken from the training data")
+        notes.append(f"omitted regressors for {unit}s inside the training window were taken from the training data")
     assumed = [sid for sid, f in filled if f.get("assumed")]
     if assumed:
-        notes.append("omitted regressors for months after the training window were set to the median of the "
-                     f"last {SEASON_LENGTH} training months{_values_text(model, assumed)}")
+        notes.append(f"omitted regressors for {unit}s after the training window were set to the median of the "
+                     f"last {model.calendar.season} training {unit}s{_values_text(model, assumed)}")
     return "; ".join(notes) or None
 
 
@@ -150,8 +176,8 @@ def _path_notes(model, paths: list[tuple[str, Inputs]]) -> str | None:
         values = ", ".join(f"{n}={v:g}" for n, v in zip(model.regressors, assumed, strict=True))
         who = f" for {', '.join(map(repr, ids[:5]))}{' and more' if len(ids) > 5 else ''}" if len(groups) > 1 else ""
         notes.append(f"the difference model's path ran through {count} month(s) the request does not give "
-                     f"(from {format_ordinal(first)}){who}, with regressors set to the median of the last "
-                     f"{SEASON_LENGTH} training months ({values})")
+                     f"(from {model.calendar.label(first)}){who}, with regressors set to the median of the last "
+                     f"{model.calendar.season} training months ({values})")
     return "; ".join(notes) or None
 
 
@@ -163,9 +189,10 @@ def _join(*notes: str | None) -> str | None:
 # ------------------------------------------------------------------ rows
 
 
-def _rows(values: np.ndarray, months: Sequence[str], ordinals: np.ndarray, x: np.ndarray | None,
-          common: dict[str, Any], levels: Sequence[float], names: Sequence[str], last: int) -> list[dict[str, Any]]:
-    keys = ("month", *common, *interval_columns(levels), "fitted", *names)
+def _rows(model, values: np.ndarray, months: Sequence[str], ordinals: np.ndarray, x: np.ndarray | None,
+          common: dict[str, Any], levels: Sequence[float], last: int) -> list[dict[str, Any]]:
+    names = model.regressors
+    keys = (model.calendar.field, *common, *interval_columns(levels), "fitted", *names)
     fixed = tuple(common.values())
     fitted = (ordinals <= last).tolist()
     regs = x.tolist() if x is not None else [()] * len(months)
@@ -183,7 +210,7 @@ def predict(model, instances: Sequence[Any], *, domains: Sequence[str] | None = 
 
     A request seen before is answered from the model's cache (rows copied, so callers may change them).
     """
-    key = ("request", tuple((inst.month, tuple(sorted(inst.regressors.items()))) for inst in instances),
+    key = ("request", tuple((_at(inst), tuple(sorted(inst.regressors.items()))) for inst in instances),
            tuple(domains or ()), tuple(map(float, levels)), kind)
     rows, assumption = model.cache.get_or_compute(
         key, lambda: _predict(model, instances, domains=domains, levels=levels, kind=kind, prefix=prefix),
@@ -210,26 +237,25 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
     for i, inst in enumerate(instances):
         check_regressors(model, inst.regressors, _field(prefix, i, "").rstrip(".") if prefix else None)
     series_ids = _series_list(model, domains, len(instances))
-    month_strings = [inst.month for inst in instances]
-    ordinals = _ordinals(month_strings)
+    ordinals, month_strings, fields = _periods(model, instances, prefix)
     given = _given(model, instances)
     per_series, filled, unused, paths = [], [], [], []
     for sid in series_ids:
         chosen = model.kind_for(sid, kind)
         _kind_available(model, sid, chosen, "kind")
-        _check_range(model, sid, chosen, ordinals, prefix)
+        _check_range(model, sid, chosen, ordinals, prefix, fields)
         facts = model.facts[(sid, chosen)]  # the model itself is loaded only if no table answers
         x, what = _filled(model, sid, ordinals, given)
         filled.append((sid, what))
         s = model.series[sid]
-        inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, prefix)
+        inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, prefix, model.calendar)
         if not facts.regressors:
             unused.append(sid)
         elif facts.sums_path:
             paths.append((sid, inputs))
         values = answer_at(model, sid, chosen, inputs, levels)
         common = {"domain": sid, "kind": chosen, "model_version": model.version}
-        per_series.append(_rows(values, month_strings, ordinals, x, common, levels, model.regressors, s.info.last))
+        per_series.append(_rows(model, values, month_strings, ordinals, x, common, levels, s.info.last))
     rows = [row for group in zip(*per_series, strict=True) for row in group]
     assumption = _join(_assumption(model, filled), _path_notes(model, paths))
     return rows, _unused_note(model, assumption, unused, len(per_series))
@@ -260,6 +286,10 @@ def _forecast(model, domain, horizon, *, regressors, levels, kind):
         check_regressors(model, r, f"regressors[{i}]")
     chosen = model.kind_for(sid, kind)
     _kind_available(model, sid, chosen, "kind")
+    calendar = model.calendar
+    if horizon > calendar.max_horizon:
+        raise unprocessable("invalid_horizon", f"horizon {horizon} is longer than this {calendar.frequency} model "
+                            f"forecasts: at most {calendar.max_horizon} {calendar.unit}s", "horizon")
     facts = model.facts[(sid, chosen)]
     last = model.series[sid].info.last
     ordinals = last + 1 + np.arange(horizon)
@@ -267,9 +297,9 @@ def _forecast(model, domain, horizon, *, regressors, levels, kind):
     x, what = _filled(model, sid, ordinals, _given(model, items))
     values = answer_path(model, sid, chosen, horizon, x, model.regressors, levels)
     common = {"domain": sid, "kind": chosen, "model_version": model.version}
-    months = [format_ordinal(o) for o in ordinals]
+    months = calendar.labels(ordinals)
     assumption = _unused_note(model, _assumption(model, [(sid, what)]), () if facts.regressors else [sid], 1)
-    return chosen, _rows(values, months, ordinals, x, common, levels, model.regressors, last), assumption
+    return chosen, _rows(model, values, months, ordinals, x, common, levels, last), assumption
 
 
 def anomalies(model, domain: str, observations: Sequence[Any], *, level: float = 99.0,
@@ -284,12 +314,11 @@ def anomalies(model, domain: str, observations: Sequence[Any], *, level: float =
         check_regressors(model, obs.regressors, f"observations[{i}]")
     chosen = model.kind_for(sid, kind)
     _kind_available(model, sid, chosen, "kind")
-    month_strings = [obs.month for obs in observations]
-    ordinals = _ordinals(month_strings)
-    _check_range(model, sid, chosen, ordinals, "observations")
+    ordinals, month_strings, fields = _periods(model, observations, "observations")
+    _check_range(model, sid, chosen, ordinals, "observations", fields)
     x, what = _filled(model, sid, ordinals, _given(model, observations))
     s = model.series[sid]
-    inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, "observations")
+    inputs = Inputs(ordinals, x, model.regressors, s.info.last, s.assumed, "observations", model.calendar)
     values = answer_at(model, sid, chosen, inputs, [level])
     facts = model.facts[(sid, chosen)]
     path = _path_notes(model, [(sid, inputs)]) if facts.regressors and facts.sums_path else None
@@ -302,7 +331,7 @@ def anomalies(model, domain: str, observations: Sequence[Any], *, level: float =
     outside = (observed < lower) | (observed > upper)
     rows = []
     for i, month in enumerate(month_strings):
-        row = {"month": month, "value": float(observed[i]), "mean": float(mean[i]), "std": float(std[i]),
+        row = {model.calendar.field: month, "value": float(observed[i]), "mean": float(mean[i]), "std": float(std[i]),
                "lower": float(lower[i]), "upper": float(upper[i]), "z_score": float(np.clip(z[i], -1e300, 1e300)),
                "p_value": float(p[i]), "anomaly": bool(outside[i])}
         if x is not None:

@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 
 from MLPipeline.artifacts import ArtifactError, ModelBundle, SeriesInfo
-from MLPipeline.config import SEASON_LENGTH
-from MLPipeline.months import format_ordinal, month_ordinal, ordinal_index
+from MLPipeline.calendars import MONTHLY, Calendar
 from service.cache import PredictionCache
 from service.errors import ApiError
 from service.metrics import series_labels
-from service.schemas import MAX_HORIZON
 from service.tables import MonthTable
 
 #: GET /model lists the models of this many series (GET /series pages through all of them).
@@ -32,13 +30,13 @@ MODEL_INFO_SERIES = 50
 
 @dataclass(frozen=True)
 class ServedSeries:
-    """One series as the service sees it (periods are month ordinals)."""
+    """One series as the service sees it (periods are ordinals of the model's calendar)."""
 
     info: SeriesInfo
     last_served: int
     #: the series' regressor rows over its training window (None without regressors)
     x: np.ndarray | None
-    #: regressor values assumed for months after the window: the median of the last 12 training months
+    #: regressor values assumed for periods after the window: the median of the last season of training data
     assumed: np.ndarray | None
 
     @property
@@ -59,7 +57,7 @@ class ModelFacts:
     """What requests ask of a model before (or instead of) calling it, read once at load time, so
     the common path needs no model object in memory (:mod:`service.model_store` loads them lazily)."""
 
-    first: int  # the first month it serves (ordinal)
+    first: int  # the first period it serves (ordinal)
     regressors: tuple[str, ...]
     sums_path: bool
     kernel: str | None = None
@@ -88,6 +86,8 @@ class LoadedModel:
     _folded: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
     #: (series, kind) -> ModelFacts for every model of the bundle
     facts: dict[tuple[str, str], ModelFacts] = field(default_factory=dict, compare=False, repr=False)
+    #: the periods the model counts in (months, or the steps of another frequency)
+    calendar: Calendar = MONTHLY
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -119,10 +119,10 @@ class LoadedModel:
         return list(dict.fromkeys(folded + similar))[:n]
 
 
-def _assumed(x: np.ndarray | None) -> np.ndarray | None:
+def _assumed(x: np.ndarray | None, calendar: Calendar) -> np.ndarray | None:
     if x is None:
         return None
-    return np.median(x[-SEASON_LENGTH:], axis=0)
+    return np.median(x[-calendar.season:], axis=0)
 
 
 def _smape_of(bundle: ModelBundle, series_id: str) -> float:
@@ -136,26 +136,33 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
     if not bundle.series:
         raise ValueError("the manifest names no series")
     regressors = tuple(bundle.regressors)
+    calendar = bundle.calendar
     served = {}
     for sid, info in bundle.series.items():
         history = bundle.history[sid]
         x = history.x if regressors else None
         if x is not None and (history.start != info.first or len(history) != info.last - info.first + 1):
             raise ValueError(f"the saved data of series {sid!r} does not cover its training window")
-        served[sid] = ServedSeries(info, info.last + MAX_HORIZON, x, _assumed(x))
+        served[sid] = ServedSeries(info, info.last + calendar.max_horizon, x, _assumed(x, calendar))
     tables, facts = {}, {}
     for sid, kind in bundle.models:  # every model must load, verify and predict, finitely
         forecaster = bundle.models[(sid, kind)]
         s = served[sid]
-        end = ordinal_index([s.info.last])
+        end = calendar.index([s.info.last])
         frame = None if not forecaster.regressors_ else _frame(s.x[-1:], end, regressors)
         check = forecaster.predict_at(end, X=frame, level=(95,))
         if not np.isfinite(check.to_numpy(dtype=float)).all():
             raise ValueError(f"model {sid}/{kind} predicts non-finite values")
-        facts[(sid, kind)] = _facts(forecaster)
+        facts[(sid, kind)] = _facts(forecaster, calendar)
         if kind == s.info.preferred and not forecaster.regressors_:
-            # The preferred univariate models answer most requests: their whole range, precomputed.
-            tables[(sid, kind)] = MonthTable(forecaster, forecaster.first_month(), ordinal_index([s.last_served])[0])
+            # The preferred univariate models answer most requests: their range, precomputed. Months:
+            # all of it. Finer steps: the forecast range and the held-out span before it (a year of
+            # half-hours' fitted variances would cost seconds per series; older periods are asked for
+            # rarely and go to the model).
+            first = facts[(sid, kind)].first
+            if not calendar.monthly:
+                first = max(first, s.info.last + 1 - calendar.holdout)
+            tables[(sid, kind)] = MonthTable(forecaster, first, s.last_served, calendar)
     forget = getattr(bundle.models, "forget", None)
     if forget is not None:  # a lazy store: from now on, only what requests need is in memory
         forget()
@@ -170,13 +177,13 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
                        series=served, info=describe(bundle, loaded_at, facts), tables=tables,
                        orders={"data": tuple(served), "volume": volume, "error": error},
                        by_name=tuple(sorted((sid.casefold(), sid) for sid in served)), _folded=folded,
-                       metric_series=series_labels(served), facts=facts)
+                       metric_series=series_labels(served), facts=facts, calendar=calendar)
 
 
-def _facts(forecaster) -> ModelFacts:
+def _facts(forecaster, calendar: Calendar) -> ModelFacts:
     lml = getattr(forecaster, "log_marginal_likelihood_", None)
     kernel = getattr(forecaster, "kernel_", None)
-    return ModelFacts(first=month_ordinal(forecaster.first_month()), regressors=tuple(forecaster.regressors_),
+    return ModelFacts(first=calendar.ordinal(forecaster.first_month()), regressors=tuple(forecaster.regressors_),
                       sums_path=bool(forecaster.sums_path()), kernel=None if kernel is None else str(kernel),
                       log_marginal_likelihood=None if lml is None or not np.isfinite(lml) else float(lml))
 
@@ -197,7 +204,7 @@ def describe(bundle: ModelBundle, loaded_at: str, facts: dict[tuple[str, str], M
     for sid in list(bundle.series)[:MODEL_INFO_SERIES]:
         info = bundle.series[sid]
         for kind in info.kinds:
-            fact = facts[(sid, kind)] if facts else _facts(bundle.models[(sid, kind)])
+            fact = facts[(sid, kind)] if facts else _facts(bundle.models[(sid, kind)], bundle.calendar)
             models.append({
                 "domain": sid,
                 "kind": kind,
@@ -236,12 +243,13 @@ def series_summary(model: LoadedModel, series_id: str) -> dict[str, Any]:
     """One entry of GET /series."""
     s = model.series[series_id]
     info = s.info
+    calendar = model.calendar
     metrics = ((model.bundle.manifest.get("metrics") or {}).get(series_id) or {}).get(info.preferred) or {}
     return {
         "id": series_id,
-        "first": format_ordinal(info.first),
-        "last": format_ordinal(info.last),
-        "months": info.last - info.first + 1,
+        "first": calendar.label(info.first),
+        "last": calendar.label(info.last),
+        calendar.field + "s": info.last - info.first + 1,
         "kind": info.preferred,
         "uses_regressors": info.uses_regressors,
         "mean_volume": info.mean_volume,

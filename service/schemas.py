@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,11 +24,16 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from MLPipeline.config import DEFAULT_LEVELS, KINDS, MAX_SERIES_ID_LENGTH, MAX_VOLUME
+from MLPipeline.frequency import HORIZON_LIMITS
 from MLPipeline.intervals import level_label
-from MLPipeline.months import format_month, parse_month
+from MLPipeline.models import ANY_FREQUENCY_KINDS
+from MLPipeline.months import YEAR_RANGE, format_month, parse_month
 
 MAX_INSTANCES = 1000  # items in one /predict batch or one /anomalies request
-MAX_HORIZON = 60  # months: /forecast horizon, and how far past the training window /predict reaches
+#: months: /forecast's horizon, and how far past the training window /predict reaches, for monthly models
+MAX_HORIZON = HORIZON_LIMITS["monthly"]
+#: the longest horizon of any frequency (the schema's bound; each model's own is checked against its calendar)
+MAX_STEPS = max(HORIZON_LIMITS.values())
 MAX_LEVELS = 8  # interval levels in one request
 #: Upper bound for phone lines / channels: far above anything in the data; values beyond it are
 #: almost certainly typos, and the GP would only extrapolate nonsense from them.
@@ -58,6 +64,30 @@ def _normalise_month(value: str) -> str:
         return _month_text(value)
     except (ValueError, TypeError, OverflowError) as exc:
         raise invalid("invalid_month", f"not a valid month {value!r}: use YYYY-MM (or YYYY-MM-DD)") from exc
+
+
+def _normalise_period(value: str) -> str:
+    """A month stays ``YYYY-MM``; any other period becomes its ISO 8601 UTC form. Whether it falls on
+    the model's steps is the loaded model's business (service.inference)."""
+    if re.fullmatch(MONTH_PATTERN, value):
+        return _normalise_month(value)
+    try:
+        return _period_text(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise invalid("invalid_period", f"not a valid period {value!r}: use an ISO 8601 timestamp such as "
+                                        "2021-03-28T02:00:00Z (or YYYY-MM for monthly models)") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_text(value: str) -> str:
+    if len(value) > 40 or not re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("not ISO 8601")
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if not YEAR_RANGE[0] <= stamp.year <= YEAR_RANGE[1]:
+        raise ValueError("year out of range")
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def given(name: str) -> dict[str, Any]:
@@ -116,6 +146,16 @@ Month = Annotated[
     ),
     AfterValidator(_normalise_month),
 ]
+Period = Annotated[
+    str,
+    Field(
+        max_length=40,
+        examples=["2021-03-28T02:00:00Z"],
+        description="ISO 8601 timestamp, UTC unless it carries an offset: the period of a model of any "
+        "frequency (weekly, daily, hourly, half-hourly; YYYY-MM for a monthly one)",
+    ),
+    AfterValidator(_normalise_period),
+]
 Regressor = Annotated[float, Field(ge=0, le=MAX_REGRESSOR, allow_inf_nan=False)]
 #: Bounds with 6 significant digits, so a level rounded to its name stays inside them.
 MIN_LEVEL, MAX_LEVEL = 0.0001, 99.9999
@@ -144,7 +184,7 @@ Domain = Annotated[
     Field(min_length=1, max_length=MAX_SERIES_ID_LENGTH, examples=["Telecom"],
           description="a series id of the loaded model (GET /series lists them)"),
 ]
-Kind = Literal[KINDS]
+Kind = Literal[(*KINDS, *ANY_FREQUENCY_KINDS)]
 Value = Annotated[float, Field(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE, allow_inf_nan=False)]
 
 
@@ -203,10 +243,29 @@ class _WithRegressors(BaseModel):
         return self.__dict__["regressors"]
 
 
-class Instance(_WithRegressors):
-    model_config = _with_regressors("A month and, as further properties, regressor values. " + REGRESSOR_DOC)
+class _AtPeriod(_WithRegressors):
+    """An item at one period: ``month`` (monthly models, as always) or ``period`` (any frequency)."""
 
-    month: Month
+    month: Month | None = None
+    period: Period | None = None
+
+    @model_validator(mode="after")
+    def _one_period(self) -> _AtPeriod:
+        if (self.month is None) == (self.period is None):
+            raise invalid("missing_field" if self.month is None else "conflicting_fields",
+                          "give 'month' (monthly models) or 'period' (an ISO 8601 timestamp), one of them",
+                          "month")
+        return self
+
+    @property
+    def at(self) -> tuple[str, str]:
+        """(field given, its normalised text)."""
+        return ("month", self.month) if self.month is not None else ("period", self.period)
+
+
+class Instance(_AtPeriod):
+    model_config = _with_regressors("A month (or period) and, as further properties, regressor values. "
+                                    + REGRESSOR_DOC)
 
 
 class PredictRequest(BaseModel):
@@ -221,7 +280,8 @@ class PredictRequest(BaseModel):
             + REGRESSOR_DOC,
             # The one-of rule below (_one_form), stated in the schema too (regressor names are the model's,
             # so the schema cannot list them among the fields a batch must not have).
-            **one_of_forms(("month",), (), "instances"),
+            "oneOf": [*one_of_forms(("month",), ("period",), "instances")["oneOf"],
+                      {"allOf": [given("period")], "not": {"anyOf": [given("instances"), given("month")]}}],
             "examples": [
                 {"month": "2021-03", "domains": ["Telecom", "Banking"], "phone_lines": 4, "channels": 2},
                 {"instances": [{"month": "2020-12"}, {"month": "2021-06", "channels": 3}], "domains": ["Insurance"],
@@ -231,6 +291,7 @@ class PredictRequest(BaseModel):
     )
 
     month: Month | None = None
+    period: Period | None = None
     instances: Annotated[list[Instance], Field(min_length=1, max_length=MAX_INSTANCES)] | None = None
     domains: Annotated[list[Domain], Field(min_length=1, max_length=MAX_INSTANCES), AfterValidator(_unique)] | None = (
         Field(None, description="series to answer; default: every series (models with more than 50 need it)")
@@ -241,9 +302,12 @@ class PredictRequest(BaseModel):
     @model_validator(mode="after")
     def _one_form(self) -> PredictRequest:
         regressors = _regressor_values(self)
-        if self.instances is None and self.month is None:
-            raise invalid("missing_field", "give 'month' (one instance) or 'instances'", "month")
-        if self.instances is not None and (self.month is not None or any(v is not None for v in regressors.values())):
+        if self.instances is None and self.month is None and self.period is None:
+            raise invalid("missing_field", "give 'month' (or 'period': one instance) or 'instances'", "month")
+        if self.month is not None and self.period is not None:
+            raise invalid("conflicting_fields", "give 'month' (monthly models) or 'period', not both", "period")
+        inline = self.month is not None or self.period is not None
+        if self.instances is not None and (inline or any(v is not None for v in regressors.values())):
             raise invalid(
                 "conflicting_fields",
                 "give either 'instances' or a month and regressor values at the top level, not both",
@@ -255,7 +319,7 @@ class PredictRequest(BaseModel):
     def instance_list(self) -> list[Instance]:
         if self.instances is not None:
             return self.instances
-        return [Instance(month=self.month, **self.__dict__["inline_regressors"])]
+        return [Instance(month=self.month, period=self.period, **self.__dict__["inline_regressors"])]
 
     def field_prefix(self) -> str | None:
         """Where per-instance errors point: "instances[i]." for a batch, top level otherwise."""
@@ -273,11 +337,14 @@ class ForecastRequest(BaseModel):
     model_config = _request({"domain": "Healthcare", "horizon": 6, "level": [80, 95]})
 
     domain: Domain
-    horizon: Annotated[int, Field(ge=1, le=MAX_HORIZON), BeforeValidator(_integral)] = 12
-    regressors: Annotated[list[RegressorValues], Field(min_length=1, max_length=MAX_HORIZON)] | None = Field(
+    horizon: Annotated[int, Field(ge=1, le=MAX_STEPS, description=(
+        f"periods ahead: at most {MAX_HORIZON} months, or the frequency's limit "
+        f"({', '.join(f'{n} {f}' for f, n in HORIZON_LIMITS.items() if f != 'monthly')})")),
+        BeforeValidator(_integral)] = 12
+    regressors: Annotated[list[RegressorValues], Field(min_length=1, max_length=MAX_STEPS)] | None = Field(
         None,
-        description="one entry per forecast month; when omitted every month uses the median of "
-        "the last 12 training months (stated in the response's 'assumption')",
+        description="one entry per forecast period; when omitted every period uses the median of "
+        "the last season of training data (12 months; stated in the response's 'assumption')",
     )
     level: Levels = Field(default_factory=lambda: list(DEFAULT_LEVELS))
     kind: Kind | None = None
@@ -294,11 +361,10 @@ class ForecastRequest(BaseModel):
         return self
 
 
-class Observation(_WithRegressors):
-    model_config = _with_regressors("An observed value and, as further properties, regressor values. "
-                                    + REGRESSOR_DOC)
+class Observation(_AtPeriod):
+    model_config = _with_regressors("An observed value at a month (or period) and, as further properties, "
+                                    "regressor values. " + REGRESSOR_DOC)
 
-    month: Month
     value: Value
 
 
@@ -359,13 +425,14 @@ class ErrorResponse(BaseModel):
 
 
 class PredictionRow(BaseModel):
-    """One month of one series; ``lower_<L>``/``upper_<L>`` for each requested level L, and the
-    regressor values used, by name."""
+    """One period of one series: ``month`` for monthly models, ``period`` (ISO 8601 UTC) for others;
+    ``lower_<L>``/``upper_<L>`` for each requested level L, and the regressor values used, by name."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, float]
 
-    month: str
+    month: str | None = Field(None, description="YYYY-MM (monthly models)")
+    period: str | None = Field(None, description="ISO 8601 UTC timestamp (models of other frequencies)")
     domain: str
     kind: str
     mean: float
@@ -400,7 +467,8 @@ class AnomalyRow(BaseModel):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, float]
 
-    month: str
+    month: str | None = Field(None, description="YYYY-MM (monthly models)")
+    period: str | None = Field(None, description="ISO 8601 UTC timestamp (models of other frequencies)")
     value: float
     mean: float
     std: float

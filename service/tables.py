@@ -1,4 +1,4 @@
-"""Answers computed at load time: every month a univariate model serves, at the usual levels.
+"""Answers computed at load time: every period a univariate model serves, at the usual levels.
 
 A model without regressors answers a month the same whatever else a request holds, so its whole
 served range (the training window plus ``MAX_HORIZON`` months) is predicted once, vectorised, when
@@ -17,37 +17,37 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
-from MLPipeline.config import MONTH_FREQ
+from MLPipeline.calendars import MONTHLY, Calendar
 from MLPipeline.intervals import interval_columns
-from MLPipeline.months import month_ordinal
 
 #: /predict's and /forecast's default levels (80, 95) and /anomalies' default (99).
 TABLE_LEVELS: tuple[float, ...] = (80.0, 95.0, 99.0)
 
 
 class MonthTable:
-    """``predict_at`` of one univariate forecaster for every month from ``first`` to ``last``.
+    """``predict_at`` of one univariate forecaster for every period from ordinal ``first`` to ``last``.
 
-    ``values`` is a read-only (months, 2 + 2 x levels) array with :func:`interval_columns`
-    columns; rows are consecutive months starting at ``first``.
+    ``values`` is a read-only (periods, 2 + 2 x levels) array with :func:`interval_columns`
+    columns; rows are consecutive periods (of ``calendar``) starting at ``first``.
     """
 
-    def __init__(self, forecaster, first: pd.Timestamp, last: pd.Timestamp,
+    def __init__(self, forecaster, first: int, last: int, calendar: Calendar = MONTHLY,
                  levels: Sequence[float] = TABLE_LEVELS) -> None:
         if forecaster.regressors_:
             raise ValueError("a month table needs a model without regressors")
-        months = pd.date_range(first, last, freq=MONTH_FREQ, name="month")
-        frame = forecaster.predict_at(months, level=tuple(levels))
-        self.first = month_ordinal(first)
-        self.last = month_ordinal(last)
+        frame = forecaster.predict_at(calendar.index(np.arange(first, last + 1)), level=tuple(levels))
+        self.first = int(first)
+        self.last = int(last)
         self.levels = frozenset(float(lv) for lv in levels)
         self._column = {name: i for i, name in enumerate(frame.columns)}
         self.values = frame.to_numpy(dtype=float)
         self.values.setflags(write=False)
 
-    def covers(self, levels: Sequence[float]) -> bool:
+    def covers(self, levels: Sequence[float], ordinals: np.ndarray | None = None) -> bool:
+        """Whether the table holds these levels (and, given ``ordinals``, these periods)."""
+        if ordinals is not None and len(ordinals) and (ordinals.min() < self.first or ordinals.max() > self.last):
+            return False
         return all(float(lv) in self.levels for lv in levels)
 
     def lookup(self, ordinals: np.ndarray, levels: Sequence[float]) -> np.ndarray:

@@ -180,10 +180,18 @@ def test_month_labels(tmp_path, fmt, expected_first):
     assert format_ordinal(panel["Calls A"].start) == expected_first and len(panel["Calls A"]) == 30
 
 
-def test_daily_dates_are_named_as_another_frequency(tmp_path):
+def test_daily_dates_are_read_as_daily_data(tmp_path):
     days = pd.date_range("2020-01-01", periods=60, freq="D")
     book = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "calls": np.arange(60)})
-    assert "holds daily data: Engine.py trains monthly series only so far" in _message(write_frame(book, tmp_path / "d.csv"))
+    panel = load_panel(write_frame(book, tmp_path / "d.csv"))
+    assert panel.frequency == "daily" and panel["calls"].y.tolist() == list(range(60))
+
+
+def test_daily_dates_with_a_gap_name_the_missing_day(tmp_path):
+    days = pd.date_range("2020-01-01", periods=60, freq="D").delete(30)
+    book = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "calls": np.arange(59)})
+    assert ("irregular daily timestamps: 2020-01-30T00:00:00Z is followed by 2020-02-01T00:00:00Z"
+            in _message(write_frame(book, tmp_path / "d.csv")))
 
 
 # ------------------------------------------------------------------------ errors

@@ -80,14 +80,17 @@ def test_engine_on_real_workbook_and_reload_equality(tmp_path, real_path):
         served = bundle.models[("Telecom", kind)]
         np.testing.assert_allclose(served.predict_at(months, X).to_numpy(),
                                    refit.predict_at(months, X).to_numpy(), rtol=1e-6)
-    # The same forecasts as the five-fixed-domains code gave (snapshot taken with it, e0b24e6).
+    # The same forecasts as the five-fixed-domains code gave (snapshot taken with it, e0b24e6), to 1e-4:
+    # the hyperparameters are an optimiser's result, and another CPU's BLAS kernels round differently
+    # (the same code and pins moved one ensemble forecast by 6e-5 relative between two machines); a
+    # real change moves forecasts by percents.
     snapshot = json.loads((Path(__file__).parent / "snapshots" / "real_workbook_forecasts.json").read_text())
     assert {e["id"]: e["uses_regressors"] for e in manifest["series"]} == snapshot["uses_regressors"]
     X = pd.DataFrame(snapshot["X"], index=pd.DatetimeIndex(snapshot["months"]))
     for key, want in snapshot["forecasts"].items():
         model = bundle.models[tuple(key.split("/"))]
         got = model.predict_at(snapshot["months"], X if model.regressors_ else None, level=(80, 95)).to_numpy()
-        np.testing.assert_allclose(got, np.array(want), rtol=1e-6, err_msg=key)
+        np.testing.assert_allclose(got, np.array(want), rtol=1e-4, err_msg=key)
 
 
 def test_engine_failure_keeps_previous_output(trained_output, tmp_path, workbook_frame):

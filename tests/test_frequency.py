@@ -138,12 +138,36 @@ def _hourly_rows(sid: str, start: str, n: int):
     return [(sid, t.strftime("%Y-%m-%d %H:%M"), 100 + i % 24) for i, t in enumerate(pd.date_range(start, periods=n, freq="h"))]
 
 
-def test_hourly_data_is_named_as_such_by_the_loader(tmp_path):
-    from MLPipeline.data import DataError, load_panel
+def test_hourly_data_loads_on_an_hourly_calendar(tmp_path):
+    from MLPipeline.data import load_panel
 
     path = _write_long(tmp_path / "h.csv", _hourly_rows("a", "2021-01-01", 100))
-    with pytest.raises(DataError, match="column 'ds' holds hourly data: Engine.py trains monthly series only so far"):
-        load_panel(path)
+    panel = load_panel(path)
+    s = panel["a"]
+    assert panel.frequency == "hourly" and panel.calendar.phase == 0
+    assert panel.calendar.label(s.start) == "2021-01-01T00:00:00Z" and panel.calendar.label(s.end) == "2021-01-05T03:00:00Z"
+    assert s.y.tolist() == [100 + i % 24 for i in range(100)]
+    assert list(panel.long_frame().columns) == ["unique_id", "period", "y"]
+
+
+def test_weekly_data_off_the_epoch_counts_in_whole_weeks(tmp_path):
+    from MLPipeline.data import load_panel
+
+    mondays = pd.date_range("2021-01-04", periods=120, freq="W-MON")  # 1970-01-01 was a Thursday
+    path = _write_long(tmp_path / "w.csv", [("a", t.strftime("%Y-%m-%d"), 50 + i) for i, t in enumerate(mondays)])
+    panel = load_panel(path)
+    assert panel.frequency == "weekly" and panel.calendar.phase == pd.Timedelta(days=4).value
+    s = panel["a"]
+    assert panel.calendar.labels([s.start, s.end]) == ["2021-01-04T00:00:00Z", mondays[-1].strftime("%Y-%m-%dT%H:%M:%SZ")]
+    assert len(s) == 120
+
+
+def test_a_short_sub_monthly_series_is_left_out_naming_its_unit(tmp_path):
+    from MLPipeline.data import load_panel
+
+    path = _write_long(tmp_path / "h.csv", _hourly_rows("a", "2021-01-01", 100) + _hourly_rows("b", "2021-01-01", 30))
+    panel = load_panel(path)
+    assert panel.ids == ("a",) and panel.skipped == {"b": "30 hours; need at least 48 (two full seasons)"}
 
 
 def test_mixed_frequencies_in_a_long_file_are_refused(tmp_path):
@@ -156,8 +180,9 @@ def test_mixed_frequencies_in_a_long_file_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("freq, message", [
-    ("hourly", "holds hourly data: Engine.py trains monthly series only so far"),
     ("daily", "holds hourly data, but --freq says daily"),
+    ("monthly", "holds hourly data, but --freq says monthly"),
+    ("hourly", "holdout of 168 hours leaves -68 training hours for the longest series; need at least 48"),
 ])
 def test_engine_checks_freq_and_exits_2_with_one_line(tmp_path, capsys, freq, message):
     import Engine

@@ -91,3 +91,27 @@ def test_text_format_is_one_readable_line_per_request(tmp_path, capsys):
 def test_an_unknown_log_format_is_refused(tmp_path):
     with pytest.raises(ValueError, match="log format"):
         make_app(tmp_path, "xml")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_progress_goes_to_stderr_and_the_log_to_stdout(capsys, fmt):
+    from MLPipeline.executor import Progress
+    from MLPipeline.logs import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging(fmt)
+    try:
+        logging.getLogger("MLPipeline.pipeline").info("load: started")
+        progress = Progress(2, "training", every=0)
+        progress.step()
+        progress.step()
+        out, err = capsys.readouterr()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    assert "load: started" in out and "series done" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "training: 2/2 series done" in lines[-1]
+    if fmt == "json":
+        assert json.loads(lines[-1])["done"] == 2 and json.loads(lines[-1])["total"] == 2

@@ -6,6 +6,7 @@ import logging
 
 import celerite2
 import numpy as np
+import pandas as pd
 import pytest
 from celerite2 import terms
 
@@ -153,9 +154,53 @@ def test_bad_input_is_one_readable_error(call, match):
         call()
 
 
-def test_is_registered_by_kind():
-    model = make_model("statespace", periods=(12,))
-    assert isinstance(model, StateSpaceGP) and model.periods == (12,)
+def test_is_registered_by_kind_as_the_served_forecaster_of_a_frequency():
+    from MLPipeline.statespace_forecaster import StateSpaceForecaster
+
+    model = make_model("statespace", frequency="hourly")
+    assert isinstance(model, StateSpaceForecaster) and model.frequency == "hourly"
+
+
+def _hourly(n: int, seed: int = 7, start: str = "2024-03-01") -> pd.Series:
+    return pd.Series(100 + 10 * _seasonal_series(n, 24, np.random.default_rng(seed)),
+                     index=pd.date_range(start, periods=n, freq="h"))
+
+
+def test_the_served_forecaster_answers_periods_as_the_array_model_answers_steps():
+    from MLPipeline.statespace_forecaster import StateSpaceForecaster
+
+    y = _hourly(300)
+    served = StateSpaceForecaster("hourly", optimize=False).fit(y)
+    plain = StateSpaceGP(periods=(24, 168), optimize=False).fit(y.to_numpy())
+    ahead = served.predict(30, level=(80, 95))
+    expected = plain.predict(30, level=(80, 95))
+    assert list(ahead.index) == list(pd.date_range("2024-03-13 12:00", periods=30, freq="h"))
+    for column in ("mean", "std", "upper_80", "upper_95"):
+        np.testing.assert_allclose(ahead[column], expected[column], rtol=1e-9)
+    # any periods, past and future, in any order, with repeats: each row as if asked alone
+    asked = pd.DatetimeIndex(["2024-03-14 00:00", "2024-03-01 05:00", "2024-03-14 00:00", "2024-03-02 00:00"])
+    rows = served.predict_at(asked, level=(95,))
+    for stamp, (_, row) in zip(asked, rows.iterrows(), strict=True):
+        alone = served.predict_at(pd.DatetimeIndex([stamp]), level=(95,)).iloc[0]
+        np.testing.assert_allclose(row.to_numpy(), alone.to_numpy(), rtol=1e-9)
+    assert rows["std"].iloc[1] < ahead["std"].iloc[-1]  # a fitted hour is surer than one 30 ahead
+    with pytest.raises(ValueError, match="cannot predict before 2024-03-01T00:00:00Z"):
+        served.predict_at(pd.DatetimeIndex(["2024-02-29 23:00"]))
+    with pytest.raises(ValueError, match="not on this model's hourly steps"):
+        served.predict_at(["2024-03-20T10:30:00Z"])
+
+
+def test_the_served_forecaster_looks_regressors_up_by_period():
+    from MLPipeline.statespace_forecaster import StateSpaceForecaster
+
+    y = _hourly(200, seed=3)
+    promo = pd.DataFrame({"promo": (np.arange(200) % 50 < 5).astype(float)}, index=y.index)
+    model = StateSpaceForecaster("hourly", optimize=False).fit(y + 30 * promo["promo"], promo)
+    future = pd.DataFrame({"promo": [1.0, 0.0]}, index=pd.date_range(y.index[-1], periods=3, freq="h")[1:])
+    on, off = model.predict(2, future)["mean"]
+    assert model.regressors_ == ("promo",) and on - off > 15
+    with pytest.raises(ValueError, match="X has no row for"):
+        model.predict_at(pd.DatetimeIndex([y.index[-1] + pd.Timedelta(hours=5)]), future)
 
 
 def test_a_long_forecast_does_not_hold_an_n_by_steps_matrix():

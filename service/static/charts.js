@@ -13,7 +13,9 @@
   }
   const HEIGHT = 320;
   const calls = (value) => Math.round(value).toLocaleString("en-US");
-  const toSeconds = (month) => Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1, 1) / 1000;
+  // "2021-03" (a month) or "2021-03-28T02:00:00Z" (a period of another frequency), UTC.
+  const toSeconds = (month) => (month.length > 7 ? Date.parse(month)
+    : Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)) - 1, 1)) / 1000;
 
   // Columns keyed by month -> an array aligned with the chart's months (null where absent).
   function aligned(months, columnMonths, values) {

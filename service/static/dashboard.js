@@ -99,7 +99,7 @@
       const row = document.createElement("tr");
       cell(row, p.domain);
       cell(row, p.kind);
-      cell(row, p.month);
+      cell(row, p.month ?? p.period);
       cell(row, calls(p.mean), true);
       cell(row, calls(p.lower_80) + " – " + calls(p.upper_80), true);
       cell(row, calls(p.lower_95) + " – " + calls(p.upper_95), true);
@@ -121,7 +121,7 @@
     clearErrors();
     const typed = document.querySelector('input[name="domains"][type="text"]');
     const body = {
-      month: document.getElementById("month").value.trim(),
+      [document.getElementById("month").name]: document.getElementById("month").value.trim(),
       domains: typed
         ? [typed.value.trim()]
         : Array.from(form.querySelectorAll('input[name="domains"]:checked'), (box) => box.value),
