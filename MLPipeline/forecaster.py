@@ -10,7 +10,8 @@ estimator, :class:`MLPipeline.ensemble.Ensemble`, over the same member interface
   interval widens with the horizon as the uncertainties of the steps accumulate.
 
 Hyperparameters are fitted by MAP (likelihood x log-normal priors, one L-BFGS start at the
-prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training data only:
+prior medians; the calibration refits below start from the full fit's), see :mod:`MLPipeline.gp`.
+Two optional steps, both on training data only:
 
 * ``transform="boxcox"`` fits on a Box–Cox scale with Guerrero's lambda (restricted to
   [0, 1]); the mean is back-transformed with the bias adjustment, bounds are back-transformed

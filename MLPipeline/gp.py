@@ -5,6 +5,11 @@ length-scales collapse or explode. Following Corani, Benavoli and Zaffalon (ECML
 "Time series forecasting with Gaussian Processes needs priors"), we add a log-normal prior
 per hyperparameter. Kernel hyperparameters are optimised as ``theta = log(value)``, so a
 log-normal prior on a value is a normal prior on its ``theta`` entry.
+
+Inside ``fit`` the optimiser's objective is evaluated from a compiled kernel
+(:func:`compile_kernel`): the formulas of scikit-learn's kernel objects over distances computed
+once, without the objects' per-call bookkeeping, which on these small series cost more than the
+linear algebra.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class MAPGaussianProcessRegressor(GaussianProcessRegressor):
     ``fit``: ``log_marginal_likelihood_value_`` is the plain log marginal likelihood and
     ``log_posterior_value_`` adds the log prior, both at the fitted ``kernel_``.
     """
+
+    compiled = True  # models pickled before the parameter existed read it from here
 
     def __init__(
         self,
