@@ -10,7 +10,8 @@ estimator, :class:`MLPipeline.ensemble.Ensemble`, over the same member interface
   interval widens with the horizon as the uncertainties of the steps accumulate.
 
 Hyperparameters are fitted by MAP (likelihood x log-normal priors, one L-BFGS start at the
-prior medians), see :mod:`MLPipeline.gp`. Two optional steps, both on training data only:
+prior medians; the calibration refits below start from the full fit's), see :mod:`MLPipeline.gp`.
+Two optional steps, both on training data only:
 
 * ``transform="boxcox"`` fits on a Box–Cox scale with Guerrero's lambda (restricted to
   [0, 1]); the mean is back-transformed with the bias adjustment, bounds are back-transformed
@@ -34,7 +35,7 @@ from scipy.linalg import solve_triangular
 from sklearn.gaussian_process import GaussianProcessRegressor
 
 from MLPipeline.config import MIN_MONTHS, MONTH_FREQ, SEASON_LENGTH
-from MLPipeline.gp import MAPGaussianProcessRegressor
+from MLPipeline.gp import MAPGaussianProcessRegressor, set_theta
 from MLPipeline.intervals import check_levels, conformal_quantile, interval_columns, level_label
 from MLPipeline.kernels import difference_kernel, level_kernel
 from MLPipeline.months import (
@@ -137,6 +138,11 @@ class GPForecaster:
         ``X`` is a DataFrame of regressors on the same index (one column per regressor).
         Returns self.
         """
+        return self._fit(y, X)
+
+    def _fit(self, y: pd.Series, X: pd.DataFrame | None = None, start: np.ndarray | None = None) -> GPForecaster:
+        """:meth:`fit`, the optimiser starting from the log-hyperparameters ``start`` (a fitted kernel's
+        ``theta`` of the same kind and regressors) instead of the prior medians."""
         if self.kind not in GP_KINDS:
             hint = "; the ensemble is MLPipeline.ensemble.Ensemble" if self.kind == "ensemble" else ""
             raise ValueError(f"kind must be one of {', '.join(GP_KINDS)}, got {self.kind!r}{hint}")
@@ -182,6 +188,8 @@ class GPForecaster:
         self.target_scale_ = float(np.std(target)) or 1.0
         z = (target - self.target_mean_) / self.target_scale_
 
+        if start is not None:
+            kernel = set_theta(kernel, start, n_features=1 + len(self.regressors_))
         self.gp_ = MAPGaussianProcessRegressor(
             kernel, priors=priors, alpha=1e-8, n_restarts_optimizer=0, random_state=self.random_state
         ).fit(self._design(target_months, x_train), z)
@@ -204,7 +212,10 @@ class GPForecaster:
             horizon = min(SEASON_LENGTH, n - origin)
             sub = GPForecaster(self.kind, transform=self.transform, calibrate=False,
                                random_state=self.random_state, clip_negative=self.clip_negative)
-            sub.fit(self.y_.iloc[:origin], None if X is None else X.iloc[:origin])
+            # Started from the full window's hyperparameters, a refit on a year or three fewer
+            # months converges in fewer steps than from the prior medians, and to nearly the same
+            # place (the priors keep the posterior's mode where the full fit found it).
+            sub._fit(self.y_.iloc[:origin], None if X is None else X.iloc[:origin], start=self.kernel_.theta)
             future = self.y_.index[origin:origin + horizon]
             x = None if X is None else sub._check_X(X.iloc[origin:origin + horizon], future, what="X")
             mean, var = sub._latent(future, x, X)

@@ -155,13 +155,13 @@ class DampedETS(_SmoothingMember):
     kind = "damped-ets"
 
     def _fit(self, values: np.ndarray) -> None:
-        from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+        from MLPipeline.etsfit import LeanETSModel
 
         # multiplicative needs a positive series; additive is the fallback if its fit breaks down
         forms = ("mul", "add") if np.all(values > 0) else ("add",)
         for form in forms:
-            model = ETSModel(self.y_, error=form, trend="add", damped_trend=True, seasonal=form,
-                             seasonal_periods=SEASON_LENGTH)
+            model = LeanETSModel(self.y_, error=form, trend="add", damped_trend=True, seasonal=form,
+                                 seasonal_periods=SEASON_LENGTH)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # convergence chatter; the fit is still the MLE found

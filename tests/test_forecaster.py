@@ -13,9 +13,10 @@ import pytest
 from scipy import stats
 from sklearn.gaussian_process import GaussianProcessRegressor
 
+from MLPipeline.config import SEASON_LENGTH
 from MLPipeline.ensemble import MEMBERS, Ensemble
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.gp import LogNormalPrior, MAPGaussianProcessRegressor
+from MLPipeline.gp import LogNormalPrior, MAPGaussianProcessRegressor, compile_kernel, set_theta
 from MLPipeline.kernels import difference_kernel, level_kernel
 from MLPipeline.models import make_model
 from MLPipeline.selection import choose_kind
@@ -58,6 +59,50 @@ def test_map_objective_gradient_matches_finite_differences(make_kernel, n_regres
     assert value == pytest.approx(lml + gp.log_prior(theta)[0])
     covered = sum(h.n_elements for h in gp.kernel_.hyperparameters if not h.fixed and h.name in priors)
     assert covered == len(theta)
+
+
+@pytest.mark.parametrize("make_kernel", [level_kernel, difference_kernel], ids=["level", "difference"])
+@pytest.mark.parametrize("n_regressors", [0, 1, 2])
+def test_compiled_kernel_equals_the_kernel_objects(make_kernel, n_regressors):
+    """The compiled kernel's value, gradient, theta, bounds and names are scikit-learn's, and its
+    assign sets the same hyperparameters as the theta setter."""
+    rng = np.random.default_rng(1)
+    n = 50
+    X = np.column_stack([(np.arange(n) - n + 1) / 12.0] + [rng.normal(size=n) for _ in range(n_regressors)])
+    kernel, _ = make_kernel(n_regressors)
+    compiled = compile_kernel(kernel, X)
+    assert compiled is not None
+    np.testing.assert_array_equal(compiled.theta, kernel.theta)
+    np.testing.assert_array_equal(compiled.bounds, kernel.bounds)
+    assert compiled.names == [h.name for h in kernel.hyperparameters if not h.fixed for _ in range(h.n_elements)]
+    for _ in range(3):
+        theta = kernel.theta + rng.normal(0, 0.7, kernel.theta.shape)
+        K, grad = kernel.clone_with_theta(theta)(X, eval_gradient=True)
+        K_c, grad_c = compiled.evaluate(theta)
+        np.testing.assert_allclose(K_c, K, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.stack(grad_c, axis=2), grad, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(set_theta(make_kernel(n_regressors)[0], theta, 1 + n_regressors).theta, theta)
+
+
+@pytest.mark.parametrize("make_kernel", [level_kernel, difference_kernel], ids=["level", "difference"])
+@pytest.mark.parametrize("n_regressors", [0, 2])
+def test_compiled_fit_equals_the_scikit_learn_fit(make_kernel, n_regressors):
+    rng = np.random.default_rng(2)
+    n = 48
+    t = (np.arange(n) - n + 1) / 12.0
+    X = np.column_stack([t] + [rng.normal(size=n) for _ in range(n_regressors)])
+    y = np.sin(2 * np.pi * t) + 0.3 * t + rng.normal(0, 0.2, n)
+    y = (y - y.mean()) / y.std()
+    kernel, priors = make_kernel(n_regressors)
+    fast = MAPGaussianProcessRegressor(kernel, priors=priors, alpha=1e-8).fit(X, y)
+    plain = MAPGaussianProcessRegressor(kernel, priors=priors, alpha=1e-8, compiled=False).fit(X, y)
+    np.testing.assert_allclose(fast.kernel_.theta, plain.kernel_.theta, rtol=1e-6, atol=1e-6)
+    assert fast.log_posterior_value_ == pytest.approx(plain.log_posterior_value_, rel=1e-9)
+    assert fast.log_marginal_likelihood_value_ == pytest.approx(plain.log_marginal_likelihood_value_, rel=1e-9)
+    X_new = X + 0.5 / 12.0
+    for a, b in zip(fast.predict(X_new, return_std=True), plain.predict(X_new, return_std=True), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(kernel.theta, make_kernel(n_regressors)[0].theta)  # kernel param untouched
 
 
 def test_log_normal_prior_density_and_gradient():
@@ -124,6 +169,26 @@ def test_calibration_factor_is_the_conformal_quantile():
     np.testing.assert_allclose(wide["mean"], base["mean"])
     half, base_half = wide["upper_95"] - wide["mean"], base["upper_95"] - base["mean"]
     np.testing.assert_allclose(half / base_half, model._factor(95))
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_warm_started_calibration_equals_cold_started_refits(seed):
+    """The calibration refits start from the full fit's hyperparameters; refits from the prior medians
+    (a plain fit on each origin's window) give the same standardised errors and factors."""
+    y = seasonal_walk(seed, 72)
+    model = GPForecaster("level", calibrate=True).fit(y)
+    cold = []
+    for k in range(1, 4):
+        origin = len(y) - SEASON_LENGTH * k
+        sub = GPForecaster("level", calibrate=False).fit(y.iloc[:origin])
+        future = y.index[origin:origin + SEASON_LENGTH]
+        mean, var = sub._latent(future, None, None)
+        cold.append(np.abs(y.iloc[origin:origin + SEASON_LENGTH].to_numpy() - mean) / np.sqrt(var))
+    np.testing.assert_allclose(model.calibration_["abs_z"], np.concatenate(cold), rtol=1e-2, atol=1e-3)
+    reference = GPForecaster("level", calibrate=False).fit(y)
+    reference.calibration_ = {"abs_z": np.concatenate(cold), "origins": 3}
+    for level in (80, 95):
+        assert model._factor(level) == pytest.approx(reference._factor(level), rel=1e-3)
 
 
 def test_calibration_uses_training_data_only():

@@ -105,6 +105,27 @@ def test_the_additive_model_is_the_fallback_when_the_multiplicative_fit_fails(mo
     assert np.isfinite(model.predict(6).to_numpy()).all()
 
 
+def test_lean_ets_results_equal_statsmodels_results():
+    """The ETS member's results skip only the parameter covariance: fit, fitted values, scale,
+    forecasts, simulated paths and AIC are statsmodels' own."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    from MLPipeline.etsfit import LeanETSModel
+
+    y = ets_series(3, 60)
+    spec = {"error": "mul", "trend": "add", "damped_trend": True, "seasonal": "mul", "seasonal_periods": 12}
+    lean = LeanETSModel(y, **spec).fit(disp=False)
+    full = ETSModel(y, **spec).fit(disp=False)
+    np.testing.assert_array_equal(lean.params, full.params)
+    np.testing.assert_array_equal(lean.fittedvalues, full.fittedvalues)
+    np.testing.assert_array_equal(lean.forecast(18), full.forecast(18))
+    assert lean.scale == full.scale and lean.aic == full.aic
+    paths = [r.simulate(12, anchor="end", repetitions=50, rng=np.random.default_rng(0)) for r in (lean, full)]
+    np.testing.assert_array_equal(*paths)
+    assert np.isnan(lean.cov_params_approx).all()
+    assert isinstance(DampedETS().fit(y).results_.model, LeanETSModel)
+
+
 def test_regressors_are_ignored():
     y = ets_series(4, 48)
     X = pd.DataFrame({"phone_lines": np.arange(48.0)}, index=y.index)
