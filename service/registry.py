@@ -46,8 +46,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/:,;()\[\]]+/)*([^\s'\"/:,;(
 def public_reason(message: str, directory: Path) -> str:
     """``message`` without absolute paths: /ready, 503s and 409s keep the reason, not the layout.
 
-    Paths inside the model directory become relative to it ("models/x.pkl"); any other absolute
-    path is cut to its file name. The server log keeps the full message.
+    Paths inside the model directory become relative to it ("runs/<version>/tables.npy"); any other
+    absolute path is cut to its file name. The server log keeps the full message.
     """
     for root in {str(directory.resolve()), str(directory.absolute())}:
         message = message.replace(root + os.sep, "").replace(root, "OUTPUT_DIR")
