@@ -9,11 +9,15 @@ Layout of an output directory::
       served.jsonl               <- one line per publish, promote and rollback (the rollback stack)
       runs/<version>/
         manifest.json            <- this run's manifest, published or not (what a promote publishes)
-        models/<series key>-<kind>.pkl
+        models/shard-<n>.bin         <- models, pickled one after another (MODELS_PER_SHARD / SHARD_BYTES)
+        tables.npy  table_index.npy   <- every univariate preferred model's served months (served_tables)
         data.csv  metrics.json  normality.json  holdout.json  report.md  figures/
 
 File names never contain a series id (ids are data: they may hold ``/``, ``..`` or anything
-else); they use :func:`series_key`, a hash of the id, and the manifest maps ids to files.
+else); the manifest maps ids to files. Models are packed in shards, so a run of 10,000 series is a few
+dozen model files, not 10,000: the manifest's ``files`` holds each shard's sha256 (every shard is
+hashed when a bundle loads), and each ``artifacts`` entry the shard, the offset and length of its
+pickle and that pickle's own sha256 (checked when a server unpickles that one model).
 
 A run is written into ``runs/.partial-<version>`` first and renamed to ``runs/<version>`` when
 everything is on disk; only then is ``manifest.json`` replaced (``os.replace``). A run that fails at
@@ -25,7 +29,8 @@ Loading trusts nothing but the manifest's directory: the manifest and every file
 read only if their path resolves inside that directory and they are regular files (a FIFO or a
 device would block or never end), each pickle only after its sha256 matches the manifest, and
 only when the library versions that wrote it equal the running ones (pickles are not portable
-across versions).
+across versions). What a server needs to know of a model without unpickling it (its first month,
+regressors, whether it sums a path) is written into its manifest entry when it is saved.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import fcntl
 import hashlib
 import io
 import json
+import mmap
 import os
 import pickle
 import platform
@@ -41,14 +47,18 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from MLPipeline import served_tables
 from MLPipeline.calendars import MONTHLY, Calendar, calendar_for
 from MLPipeline.config import MANIFEST_NAME, MANIFEST_SCHEMA_VERSION
+from MLPipeline.intervals import interval_columns
 from MLPipeline.panel import Panel, Series
 
 #: Libraries whose version must match between training and serving for pickles to load safely.
@@ -56,6 +66,9 @@ PINNED_LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "statsmodels")  
 RUNS_DIR = "runs"
 KEEP_RUNS = 3  # runs kept by default (Engine.py --keep N); the served one is never removed
 SERVED_LOG = "served.jsonl"
+#: a shard is closed when it holds this many models or bytes (a lazy load reads only its model's bytes)
+MODELS_PER_SHARD = 256
+SHARD_BYTES = 8 << 20
 PARTIAL_PREFIX = ".partial-"
 LOCK_NAME = ".engine.lock"
 
@@ -164,6 +177,9 @@ class RunWriter:
             raise ArtifactError(f"run directory already exists: {self.final_dir}")
         self.run_dir.mkdir(parents=True)
         self._keys: dict[str, str] = {}
+        self._shard = bytearray()
+        self._shard_entries: list[dict] = []
+        self._shards = 0
 
     def relative(self, path: Path) -> str:
         """Where ``path`` (under the partial directory) will be once the run is committed."""
@@ -188,14 +204,35 @@ class RunWriter:
         if self._keys.setdefault(key, series_id) != series_id:  # a 64-bit hash collision: refuse, never overwrite
             raise ArtifactError(f"series {series_id!r} and {self._keys[key]!r} share the file key {key}")
         payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        path = self.write_bytes(f"models/{key}-{kind}.pkl", payload)
-        self.artifacts.append({"series": series_id, "kind": kind, "file": self.relative(path),
-                               "sha256": sha256_bytes(payload)})
-        return path
+        if self._shard_entries and (len(self._shard_entries) >= MODELS_PER_SHARD
+                                    or len(self._shard) + len(payload) > SHARD_BYTES):
+            self._close_shard()
+        entry = {"series": series_id, "kind": kind, "offset": len(self._shard), "length": len(payload),
+                 "sha256": sha256_bytes(payload), **model_facts(model)}
+        self._shard += payload
+        self._shard_entries.append(entry)
+        self.artifacts.append(entry)
+
+    def _close_shard(self) -> None:
+        if not self._shard_entries:
+            return
+        path = self.write_bytes(f"models/shard-{self._shards:05d}.bin", bytes(self._shard))
+        for entry in self._shard_entries:
+            entry["file"] = self.relative(path)
+        self._shards += 1
+        self._shard, self._shard_entries = bytearray(), []
+
+    def write_tables(self, tables: list[tuple[int, np.ndarray | None]]) -> None:
+        """The month tables of every series, in manifest order (MLPipeline.served_tables)."""
+        width = len(interval_columns(served_tables.TABLE_LEVELS))
+        values, index = served_tables.pack(tables, width)
+        self.write_bytes(served_tables.TABLES_NAME, values)
+        self.write_bytes(served_tables.TABLE_INDEX_NAME, index)
 
     def commit(self, manifest: dict, publish: bool = True, keep: int = KEEP_RUNS) -> dict:
         """Fsync the run, then atomically publish ``manifest.json`` (unless ``publish`` is false: a
         candidate, kept for ``Engine.py runs promote``); prune old runs."""
+        self._close_shard()
         manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "model_version": self.version,
@@ -216,6 +253,20 @@ class RunWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def model_facts(model) -> dict:
+    """What a server asks of a model before (or instead of) unpickling it: its manifest entry's fields."""
+    calendar = getattr(model, "calendar_", MONTHLY)  # models of other frequencies carry theirs
+    facts = {"first": calendar.label(calendar.ordinal(model.first_month())), "regressors": list(model.regressors_),
+             "sums_path": bool(model.sums_path())}
+    kernel = getattr(model, "kernel_", None)
+    lml = getattr(model, "log_marginal_likelihood_", None)
+    if kernel is not None:
+        facts["kernel"] = str(kernel)
+    if lml is not None and np.isfinite(lml):
+        facts["log_marginal_likelihood"] = float(lml)
+    return facts
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -324,9 +375,12 @@ class ModelBundle:
     trained_at: str
     directory: Path
     history: Panel
-    holdout: dict[tuple[str, str], pd.DataFrame]
+    holdout: Mapping[tuple[str, str], pd.DataFrame]
     frequency: str = "monthly"
     calendar: Calendar = MONTHLY
+    #: tables.npy, mapped read-only, and table_index.npy (MLPipeline.served_tables)
+    table_values: np.ndarray | None = None
+    table_index: np.ndarray | None = None
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -396,6 +450,64 @@ def verified_bytes(output_dir: Path, relative: str, expected_sha256: str) -> byt
     return payload
 
 
+def verified_file(output_dir: Path, relative: str, expected_sha256: str):
+    """An open binary file named by the manifest, at offset 0, after its sha256 matched.
+
+    The file is hashed in chunks (never held in memory whole); the caller reads or maps this same
+    open file, so what it uses is what was checked, even if the name is replaced meanwhile.
+    """
+    path = _inside(Path(output_dir), relative)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ArtifactError(f"model file {relative} is missing or unreadable: {exc.strerror}") from None
+    fh = os.fdopen(fd, "rb")
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"model file {relative} is not a regular file (a FIFO, device or directory); "
+                                "refusing it")
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+        if digest.hexdigest() != expected_sha256:
+            raise ArtifactError(f"model file {relative} does not match its sha256 in the manifest (corrupt or "
+                                "tampered)")
+        fh.seek(0)
+        return fh
+    except BaseException:
+        fh.close()
+        raise
+
+
+def verify_file(output_dir: Path, relative: str, expected_sha256: str) -> int:
+    """Refuse a file named by the manifest unless its sha256 matches (read in chunks, not kept); its size."""
+    with verified_file(output_dir, relative, expected_sha256) as fh:
+        return os.fstat(fh.fileno()).st_size
+
+
+def mapped_array(output_dir: Path, relative: str, expected_sha256: str, dtype) -> np.ndarray:
+    """A verified ``.npy`` file as a read-only array mapped from the page cache (not copied).
+
+    Every process that maps the file shares its pages. The array stays valid after the file is
+    unlinked (a pruned run); files of a run are never rewritten in place.
+    """
+    with verified_file(output_dir, relative, expected_sha256) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, found = read_header(fh)
+            if found != np.dtype(dtype) or fortran:
+                raise ValueError(f"holds {found}{' (Fortran order)' if fortran else ''}, expected {np.dtype(dtype)}")
+            offset = fh.tell()
+            if not np.prod(shape):
+                return np.empty(shape, dtype=found)
+            buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)  # stays mapped after the file closes
+            return np.ndarray(shape, dtype=found, buffer=buffer, offset=offset)
+        except (ValueError, TypeError) as exc:
+            raise ArtifactError(f"model file {relative} is not a usable array: {exc}") from None
+
+
 def check_versions(manifest: dict) -> None:
     saved, running = manifest.get("libraries", {}), library_versions()
     diffs = [f"{n} {saved.get(n)} (saved) vs {running[n]} (running)" for n in PINNED_LIBRARIES if saved.get(n) != running[n]]
@@ -404,9 +516,30 @@ def check_versions(manifest: dict) -> None:
                             + "; retrain with `python Engine.py`")
 
 
+def model_bytes(output_dir: Path, art: dict) -> bytes:
+    """The pickle of one manifest ``artifacts`` entry (its bytes of its shard), after its sha256 matched."""
+    relative = art["file"]
+    path = _inside(Path(output_dir), relative)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ArtifactError(f"model file {relative} is missing or unreadable: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArtifactError(f"model file {relative} is not a regular file (a FIFO, device or directory); "
+                                "refusing it")
+        payload = os.pread(fd, int(art["length"]), int(art["offset"]))
+    finally:
+        os.close(fd)
+    if sha256_bytes(payload) != art["sha256"]:
+        raise ArtifactError(f"model file {relative} does not match its sha256 in the manifest (corrupt or tampered) "
+                            f"for the {art['kind']!r} model of {art['series']!r}")
+    return payload
+
+
 def load_model(output_dir: Path, art: dict):
     """The model of one manifest ``artifacts`` entry, after its sha256 matched. Raises ArtifactError."""
-    payload = verified_bytes(output_dir, art["file"], art["sha256"])
+    payload = model_bytes(output_dir, art)
     try:
         return pickle.loads(payload)
     except Exception as exc:  # a verified pickle that still fails: wrong code version
@@ -417,7 +550,8 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
     """Verify and load the run named by ``<output_dir>/manifest.json``. Raises ArtifactError.
 
     ``model_store(output_dir, artifacts)``, when given, builds the mapping (series, kind) -> model
-    instead of loading every model now (the service's lazy store); the default loads them all.
+    instead of loading every model now (the service's lazy store); every model file's sha256 is
+    still checked now, so a corrupt or missing one refuses the bundle either way.
     """
     output_dir = Path(output_dir)
     manifest = read_manifest(output_dir)
@@ -425,6 +559,7 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
         check_versions(manifest)
         files = manifest["files"]
         if model_store is not None:
+            _verify_shards(output_dir, manifest["artifacts"], files)
             models = model_store(output_dir, manifest["artifacts"])
         else:
             models = {(art["series"], art["kind"]): load_model(output_dir, art) for art in manifest["artifacts"]}
@@ -441,6 +576,7 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
         holdout_rel = f"{run_dir}/holdout.json"
         holdout = holdout_frames(json.loads(verified_bytes(output_dir, holdout_rel, files[holdout_rel])), series,
                                  calendar)
+        values, index = _tables(output_dir, run_dir, files, len(series))
         missing = [sid for sid, info in series.items() if (sid, info.preferred) not in models]
         if missing or not models:
             raise ArtifactError(f"manifest prefers models that are not listed: {', '.join(map(repr, missing[:5])) or 'none listed'}")
@@ -456,21 +592,60 @@ def load_bundle(output_dir: str | Path, model_store=None) -> ModelBundle:
             holdout=holdout,
             frequency=frequency,
             calendar=calendar,
+            table_values=values,
+            table_index=index,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"manifest is incomplete or malformed ({type(exc).__name__}: {exc}); retrain") from None
 
 
+def _verify_shards(output_dir: Path, artifacts: list[dict], files: dict) -> None:
+    """Every model shard matches its sha256 and holds the bytes its entries point at (none unpickled)."""
+    sizes = {}
+    for art in artifacts:
+        relative = art["file"]
+        if relative not in sizes:
+            if relative not in files:
+                raise ArtifactError(f"model file {relative} has no sha256 in the manifest")
+            sizes[relative] = verify_file(output_dir, relative, files[relative])
+        if not 0 <= int(art["offset"]) <= int(art["offset"]) + int(art["length"]) <= sizes[relative]:
+            raise ArtifactError(f"model file {relative} is shorter than the manifest says")
+
+
+def _tables(output_dir: Path, run_dir: str, files: dict, n_series: int) -> tuple[np.ndarray, np.ndarray]:
+    """The run's month tables (mapped) and their index, checked against each other."""
+    values_rel = f"{run_dir}/{served_tables.TABLES_NAME}"
+    index_rel = f"{run_dir}/{served_tables.TABLE_INDEX_NAME}"
+    values = mapped_array(output_dir, values_rel, files[values_rel], np.float64)
+    index = np.array(mapped_array(output_dir, index_rel, files[index_rel], np.int64))  # small: copied
+    width = len(interval_columns(served_tables.TABLE_LEVELS))
+    fits = values.ndim == 2 and values.shape[1] == width and index.shape == (n_series, 3)
+    if fits:
+        rows, counts = index[:, served_tables.INDEX_ROW], index[:, served_tables.INDEX_ROWS]
+        fits = not ((counts < 0).any() or (rows < 0).any() or (rows + counts > len(values)).any())
+    if not fits:
+        raise ArtifactError(f"{values_rel} and {index_rel} do not describe the manifest's series; retrain")
+    return values, index
+
+
 def history_panel(payload: bytes, series: dict[str, SeriesInfo], regressors: tuple[str, ...],
                   calendar: Calendar = MONTHLY) -> Panel:
-    """The saved training data (``data.csv``, long: unique_id, month (or period), y, regressors) as a Panel."""
+    """The saved training data (``data.csv``, long: unique_id, month (or period), y, regressors) as a Panel.
+
+    Vectorised: rows are grouped by series with one stable sort, not one pandas group per series.
+    """
     frame = pd.read_csv(io.BytesIO(payload), dtype={"unique_id": str}, keep_default_na=False)
-    found = []
-    for sid, group in frame.groupby("unique_id", sort=False):
-        start = calendar.ordinal(str(group[calendar.field].iloc[0]))
-        x = group[list(regressors)].to_numpy(dtype=float) if regressors else None
-        found.append(Series(str(sid), start, group["y"].to_numpy(dtype=float), x))
-    by_id = {s.id: s for s in found}
+    codes, uniques = pd.factorize(frame["unique_id"], sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(uniques)))])
+    y = frame["y"].to_numpy(dtype=float)[order]
+    x = frame[list(regressors)].to_numpy(dtype=float)[order] if regressors else None
+    months = frame[calendar.field].to_numpy()[order]
+    by_id = {}
+    for i, sid in enumerate(uniques):
+        lo, hi = bounds[i], bounds[i + 1]
+        by_id[str(sid)] = Series(str(sid), calendar.ordinal(str(months[lo])), y[lo:hi],
+                                 None if x is None else x[lo:hi])
     absent = [sid for sid in series if sid not in by_id]
     if absent:
         raise ArtifactError(f"data.csv lacks series {', '.join(map(repr, absent[:5]))}")
@@ -488,17 +663,45 @@ def holdout_records(holdout: dict[tuple[str, str], pd.DataFrame], calendar: Cale
     return rows
 
 
-def holdout_frames(rows: list[dict], series=None, calendar: Calendar = MONTHLY) -> dict[tuple[str, str], pd.DataFrame]:
+class HoldoutFrames(Mapping):
+    """(series, kind) -> holdout frame, each built when asked for from columns parsed once.
+
+    Building one DataFrame per series at load was most of the cost of a large panel's holdout;
+    a chart or the gate asks for a few (O(its months) each).
+    """
+
+    def __init__(self, frame: pd.DataFrame, series=None, calendar: Calendar = MONTHLY):
+        self._calendar = calendar
+        keys = list(zip(frame["series"].astype(str), frame["kind"].astype(str), strict=True))
+        codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(uniques)))])
+        self._rows = {key: order[bounds[i]:bounds[i + 1]] for i, key in enumerate(uniques)}
+        if series is not None:
+            rank = {sid: i for i, sid in enumerate(series)}
+            self._rows = dict(sorted(self._rows.items(), key=lambda kv: (rank.get(kv[0][0], len(rank)), kv[0][1])))
+        values = frame.drop(columns=["series", "kind", calendar.field])
+        self._columns = list(values.columns)
+        self._values = values.to_numpy(dtype=float)
+        self._months = frame[calendar.field].to_numpy()
+
+    def __getitem__(self, key: tuple[str, str]) -> pd.DataFrame:
+        rows = self._rows[key]
+        calendar = self._calendar
+        index = calendar.index([calendar.ordinal(str(m)) for m in self._months[rows]])
+        return pd.DataFrame(self._values[rows], index=index, columns=self._columns)
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def holdout_frames(rows: list[dict], series=None, calendar: Calendar = MONTHLY
+                   ) -> Mapping[tuple[str, str], pd.DataFrame]:
     """Inverse of :func:`holdout_records`, in the order of ``series`` (ids) when given."""
     frame = pd.DataFrame(rows)
-    out = {}
     if frame.empty:
-        return out
-    for (series_id, kind), group in frame.groupby(["series", "kind"], sort=False):
-        g = group.drop(columns=["series", "kind"]).copy()
-        g.index = calendar.index([calendar.ordinal(str(m)) for m in g.pop(calendar.field)])
-        out[(series_id, kind)] = g
-    if series is None:
-        return out
-    order = {sid: i for i, sid in enumerate(series)}
-    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1])))
+        return {}
+    return HoldoutFrames(frame, series, calendar)

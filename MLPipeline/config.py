@@ -52,7 +52,7 @@ DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "Output"
 SHARED_DATA_PATH = PROJECT_ROOT.parent / "shared" / "data" / "CallCenterData.xlsx"
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA_VERSION = 2  # 2: series, regressors and frequency come from the data
+MANIFEST_SCHEMA_VERSION = 3  # 2: series, regressors and frequency come from the data; 3: month tables, model facts
 
 
 def output_dir() -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from MLPipeline import eda, gate, tracking
+from MLPipeline import eda, gate, served_tables, tracking
 from MLPipeline.actuals import merge_actuals, public_url, read_actuals
 from MLPipeline.actuals import report_section as actuals_section
 from MLPipeline.artifacts import (
@@ -166,6 +166,8 @@ class SeriesResult:
     holdout_start: int | None
     #: True when the series' models could not be fitted and the seasonal-naive fallback serves
     fallback: bool = False
+    #: the preferred model's month table (MLPipeline.served_tables): computed where it was fitted
+    table: tuple[int, np.ndarray | None] = (0, None)
 
 
 def _best_score(details: dict) -> float | None:
@@ -236,10 +238,20 @@ def train_series(job: SeriesJob) -> SeriesResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optimiser chatter on degenerate series; outcomes are checked
         try:
-            return _train(series, names, job, notes)
+            return _with_table(_train(series, names, job, notes), series, job.calendar)
         except Exception as exc:  # one queue must not fail the run: serve a fallback and say why
-            return _fallback(series, job, notes + [f"models could not be fitted ({type(exc).__name__}: {exc}); "
-                                                   "serving a seasonal-naive fallback"])
+            return _with_table(_fallback(series, job, notes + [f"models could not be fitted ({type(exc).__name__}: "
+                                                               f"{exc}); serving {_fallback_name(job.calendar)}"]),
+                               series, job.calendar)
+
+
+def _fallback_name(calendar: Calendar) -> str:
+    return "a seasonal-naive fallback" if calendar.monthly else "a fallback: the state-space GP at its prior medians"
+
+
+def _with_table(result: SeriesResult, series: Series, calendar: Calendar) -> SeriesResult:
+    result.table = served_tables.preferred_rows(result.models, result.preferred, series.end, calendar)
+    return result
 
 
 def _train(series: Series, names, job: SeriesJob, notes: list[str]) -> SeriesResult:
@@ -298,8 +310,9 @@ def _fallback(series: Series, job: SeriesJob, notes: list[str]) -> SeriesResult:
 
 def _lost(job: SeriesJob, exc: BaseException) -> SeriesResult:
     """The result of a series whose training never completed on the cluster (its workers kept dying)."""
-    return _fallback(job.series, job, _constant_note(job.series, job.calendar) + [
-        f"training did not complete on the cluster ({type(exc).__name__}: {exc}); serving a seasonal-naive fallback"])
+    return _with_table(_fallback(job.series, job, _constant_note(job.series, job.calendar) + [
+        f"training did not complete on the cluster ({type(exc).__name__}: {exc}); serving "
+        f"{_fallback_name(job.calendar)}"]), job.series, job.calendar)
 
 
 def _trim(panel: Panel, max_months: int) -> Panel:
@@ -452,6 +465,7 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
             for r in results:
                 for kind, model in r.models.items():
                     writer.write_model(r.id, kind, model)
+            writer.write_tables([r.table for r in results])
             writer.write_bytes("data.csv", panel.long_frame().to_csv(index=False, float_format="%.10g").encode())
             metrics = {r.id: r.metrics for r in results}
             writer.write_json("metrics.json", metrics)

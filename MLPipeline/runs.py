@@ -21,7 +21,7 @@ from MLPipeline.artifacts import (
     RunLock,
     check_versions,
     publish_manifest,
-    verified_bytes,
+    verify_file,
 )
 from MLPipeline.config import MANIFEST_NAME
 from MLPipeline.evaluation import SUMMARY_METRICS, holdout_summary
@@ -100,13 +100,12 @@ def show_run(output_dir: Path, version: str) -> dict:
 
 
 def verify_run(output_dir: Path, manifest: dict) -> None:
-    """Every file the manifest names matches its sha256, and the libraries match (RunsError if not)."""
+    """Every file the manifest names (model shards included) matches its sha256, and the libraries
+    match (RunsError if not)."""
     try:
         check_versions(manifest)
-        for art in manifest["artifacts"]:
-            verified_bytes(Path(output_dir), art["file"], art["sha256"])
         for rel, digest in manifest["files"].items():
-            verified_bytes(Path(output_dir), rel, digest)
+            verify_file(Path(output_dir), rel, digest)
     except ArtifactError as exc:
         raise RunsError(f"run {manifest.get('model_version')} cannot be served: {exc}") from None
     except (KeyError, TypeError) as exc:

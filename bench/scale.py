@@ -12,7 +12,12 @@ run trains with ``--kinds`` (a fast kind by default) and no backtest or figures:
 
 Series/s per core divides by the cores used (``--jobs``); ``vs AutoETS`` is our series/s over
 AutoETS's (higher is faster). Then a service worker is started on the local run's model
-(``service.create_app`` in a fresh process): seconds until it can answer and its RSS.
+(``service.create_app`` in a fresh process): seconds until it can answer and its RSS. Last, the
+production server (``gunicorn -c gunicorn.conf.py``, 2 workers, prediction log on) on that model,
+on a free 127.0.0.1 port, for ``--service-seconds`` per cell (the load generators of bench/serve.py):
+``POST /predict`` one month for 1 queue at 8 connections against ``GET /health`` at 8 (the ratio),
+the p99 latency of one month for 1 queue and for 100 queues (8 connections), and the latency of the
+first page of ``GET /series`` and of the dashboard ``GET /`` (1 connection).
 
 Run: ``python bench/scale.py [--queues 1000 10000] [--kinds seasonal-naive] [--jobs 2]``;
 writes ``scale.md`` and ``scale.json`` into ``--output`` (default Output/bench). ``uptime`` is
@@ -93,7 +98,63 @@ def service_probe(output: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path, autoets: bool = True) -> dict:
+def service_load(output: Path, work: Path, seconds: float) -> dict:
+    """Throughput and latency of the gunicorn server on ``output`` (see the module docstring)."""
+    import shutil
+
+    import pandas as pd
+
+    from bench.serve import run_python, run_wrk
+    from MLPipeline.months import format_month
+    from tests.servers import Gunicorn
+
+    load = run_wrk if shutil.which("wrk") else run_python
+    scratch = Path(tempfile.mkdtemp(prefix="serve-", dir=work))
+    env = {"OUTPUT_DIR": str(output), "PREDICTION_DB_DIR": str(scratch / "var"),
+           "PROMETHEUS_MULTIPROC_DIR": str(scratch / "prom"), "GUNICORN_LOGLEVEL": "warning"}
+    (scratch / "prom").mkdir()
+    with Gunicorn(scratch, env, workers=2) as server:
+        page = json.loads(_get(server.url, "/series?limit=100"))
+        ids = [entry["id"] for entry in page["series"]]
+        train_end = pd.Timestamp(json.loads(_get(server.url, "/model"))["train_end"])
+        months = [format_month(train_end + pd.DateOffset(months=k)) for k in range(1, 13)]
+        one = [json.dumps({"month": m, "domains": [ids[i % len(ids)]]}) for i, m in enumerate(months)]
+        hundred = [json.dumps({"month": m, "domains": ids}) for m in months[:3]]
+        cells = {"health": ("GET", "/health", [None], 8), "predict_1": ("POST", "/predict", one, 8),
+                 "predict_100": ("POST", "/predict", hundred, 8), "series_page": ("GET", "/series", [None], 1),
+                 "dashboard": ("GET", "/", [None], 1)}
+        for method, path, payloads, _ in cells.values():  # warm every worker's code paths
+            load(server.url, method, path, payloads, 2, 0.5, scratch)
+        results = {name: load(server.url, method, path, payloads, connections, seconds, scratch)
+                   for name, (method, path, payloads, connections) in cells.items()}
+    errors = sum(r["errors"] for r in results.values())
+    return {"service_client": load.__name__.removeprefix("run_"), "service_errors": errors,
+            "health_rps_8": round(results["health"]["rps"], 1),
+            "predict_1_rps_8": round(results["predict_1"]["rps"], 1),
+            "predict_1_vs_health": round(results["predict_1"]["rps"] / results["health"]["rps"], 3),
+            "predict_1_p99_ms": round(results["predict_1"]["p99_ms"], 2),
+            "predict_100_p99_ms": round(results["predict_100"]["p99_ms"], 2),
+            "predict_100_queues": len(ids),
+            "series_page_p50_ms": round(results["series_page"]["p50_ms"], 2),
+            "series_page_p99_ms": round(results["series_page"]["p99_ms"], 2),
+            "dashboard_p50_ms": round(results["dashboard"]["p50_ms"], 2),
+            "dashboard_p99_ms": round(results["dashboard"]["p99_ms"], 2)}
+
+
+def _get(url: str, path: str) -> str:
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read().decode()
+    finally:
+        conn.close()
+
+
+def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path, autoets: bool = True,
+               service_seconds: float = 3.0) -> dict:
     from distributed import LocalCluster
 
     data, frame = make_panel(queues, work)
@@ -105,6 +166,7 @@ def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path, autoe
         on_dask = train(data, work / f"dask-{queues}", kinds, jobs, cluster.scheduler_address)
     ets = autoets_seconds(frame, jobs) if autoets else None
     service = service_probe(work / f"local-{queues}")
+    served = service_load(work / f"local-{queues}", work, service_seconds)
     rate = lambda seconds: None if seconds is None else queues / seconds  # noqa: E731
     per_core = lambda seconds: None if seconds is None else round(rate(seconds) / jobs, 2)  # noqa: E731
     ratio = lambda seconds: None if ets is None else round(ets / seconds, 3)  # noqa: E731
@@ -115,7 +177,7 @@ def bench_size(queues: int, kinds: tuple[str, ...], jobs: int, work: Path, autoe
             "local_series_per_core_s": per_core(local), "dask_series_per_core_s": per_core(on_dask),
             "autoets_series_per_core_s": per_core(ets), "local_vs_autoets": ratio(local), "dask_vs_autoets": ratio(on_dask),
             "service_start_seconds": round(service["seconds"], 2), "service_rss_mib": round(service["rss_mib"], 1),
-            "service_ready_status": service["ready"]}
+            "service_ready_status": service["ready"], **served}
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -131,6 +193,16 @@ def markdown(rows: list[dict], meta: dict) -> str:
             for r in rows]
     out += ["", "| queues | service worker start-up s (to /ready) | RSS MiB |", "|---:|---:|---:|"]
     out += [f"| {r['queues']:,} | {r['service_start_seconds']} | {r['service_rss_mib']} |" for r in rows]
+    out += ["", f"gunicorn, 2 workers, load generator {rows[0]['service_client'] if rows else '-'}, "
+            f"{meta.get('service_seconds', '-')} s per cell; /predict one month (8 connections), first pages "
+            "(1 connection):", "",
+            "| queues | /health req/s | /predict 1 queue req/s | vs /health | p99 ms 1 queue | p99 ms 100 queues | "
+            "GET /series p50 / p99 ms | dashboard p50 / p99 ms | errors |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out += [f"| {r['queues']:,} | {r['health_rps_8']} | {r['predict_1_rps_8']} | {r['predict_1_vs_health']:.0%} | "
+            f"{r['predict_1_p99_ms']} | {r['predict_100_p99_ms']} ({r['predict_100_queues']}) | "
+            f"{r['series_page_p50_ms']} / {r['series_page_p99_ms']} | {r['dashboard_p50_ms']} / "
+            f"{r['dashboard_p99_ms']} | {r['service_errors']} |" for r in rows]
     return "\n".join(out) + "\n"
 
 
@@ -141,6 +213,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="local processes and Dask workers")
     p.add_argument("--autoets-max", type=int, default=None, metavar="N",
                    help="run AutoETS only on panels of at most N queues (its time grows fastest; default: all)")
+    p.add_argument("--service-seconds", type=float, default=3.0,
+                   help="seconds of load per gunicorn cell (default: 3)")
     p.add_argument("--output", type=Path, default=ROOT / "Output" / "bench", help="directory for scale.md/.json")
     args = p.parse_args(argv)
     if any(q < 1 for q in args.queues) or args.jobs < 1:
@@ -154,13 +228,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)  # the runs' per-series lines would drown the tables
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    meta = {"kinds": list(kinds), "jobs": args.jobs, "uptime_before": uptime()}
+    meta = {"kinds": list(kinds), "jobs": args.jobs, "service_seconds": args.service_seconds,
+            "uptime_before": uptime()}
     print(meta["uptime_before"])
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for queues in args.queues:
             autoets = args.autoets_max is None or queues <= args.autoets_max
-            rows.append(bench_size(queues, kinds, args.jobs, Path(tmp), autoets))
+            rows.append(bench_size(queues, kinds, args.jobs, Path(tmp), autoets, args.service_seconds))
             print(json.dumps(rows[-1]), flush=True)
     meta["uptime_after"] = uptime()
     text = markdown(rows, meta)
@@ -169,7 +244,7 @@ def main(argv=None) -> int:
     (args.output / "scale.md").write_text(text)
     (args.output / "scale.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     print(f"wrote {args.output / 'scale.md'} and {args.output / 'scale.json'}")
-    return 0
+    return 1 if any(r["service_errors"] for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -129,10 +129,9 @@ class Inputs:
 
 
 def _from_table(model, series_id: str, kind: str, ordinals: np.ndarray, levels: Sequence[float]) -> np.ndarray | None:
-    """The precomputed rows for these periods (range already checked), or None without a table that
-    holds them."""
+    """The precomputed rows for these months, or None when no table holds them at these levels."""
     table = model.tables.get((series_id, kind))
-    if table is None or not table.covers(levels, ordinals):
+    if table is None or not table.covers(levels) or not table.holds(ordinals):
         return None
     return finite(table.lookup(ordinals, levels))
 

@@ -1,10 +1,11 @@
 """The model a worker serves: one verified bundle plus what requests need, computed once at load.
 
-:func:`prepare` checks that a freshly loaded bundle can answer (every model predicts finitely) and
-builds a :class:`LoadedModel`: per series its served range, its regressor history and the values
-assumed for months after its window, the month tables of the univariate preferred models
-(:mod:`service.tables`), the orders the dashboard and ``GET /series`` page through, and the body
-of ``GET /model``. Nothing here is per request, and nothing a request does costs O(series).
+:func:`prepare` builds a :class:`LoadedModel` from a verified bundle (every file's sha256 checked)
+without unpickling or running a model: per series its served range, its regressor history and the
+values assumed for months after its window, the month tables of the univariate preferred models
+(computed and checked finite at training; :mod:`service.tables`), each model's facts from its
+manifest entry, the orders the dashboard and ``GET /series`` page through, and the body of
+``GET /model``. Nothing here is per request, and nothing a request does costs O(series).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +24,7 @@ from MLPipeline.calendars import MONTHLY, Calendar
 from service.cache import PredictionCache
 from service.errors import ApiError
 from service.metrics import series_labels
-from service.tables import MonthTable
+from service.tables import MonthTables
 
 #: GET /model lists the models of this many series (GET /series pages through all of them).
 MODEL_INFO_SERIES = 50
@@ -72,8 +74,8 @@ class LoadedModel:
     regressors: tuple[str, ...]
     series: dict[str, ServedSeries]  # in data order
     info: dict[str, Any] = field(default_factory=dict)
-    #: (series, kind) -> MonthTable for the preferred models without regressors
-    tables: dict[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
+    #: (series, kind) -> MonthTable for the preferred models without regressors (service.tables)
+    tables: Mapping[tuple[str, str], Any] = field(default_factory=dict, compare=False, repr=False)
     #: answers already computed for this model (service.cache); a reload starts a new one
     cache: PredictionCache = field(default_factory=PredictionCache, compare=False, repr=False)
     #: series ids sorted for listings: "data", "volume" (recent mean, largest first), "error" (holdout
@@ -91,7 +93,8 @@ class LoadedModel:
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(self.series)
+        """Series ids in data order: the tuple built at load (requests read it, never rebuild it)."""
+        return self.orders.get("data") or tuple(self.series)
 
     def forecaster(self, series_id: str, kind: str):
         """The model itself (loaded now if it is not in memory; its file is verified again)."""
@@ -144,28 +147,10 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
         if x is not None and (history.start != info.first or len(history) != info.last - info.first + 1):
             raise ValueError(f"the saved data of series {sid!r} does not cover its training window")
         served[sid] = ServedSeries(info, info.last + calendar.max_horizon, x, _assumed(x, calendar))
-    tables, facts = {}, {}
-    for sid, kind in bundle.models:  # every model must load, verify and predict, finitely
-        forecaster = bundle.models[(sid, kind)]
-        s = served[sid]
-        end = calendar.index([s.info.last])
-        frame = None if not forecaster.regressors_ else _frame(s.x[-1:], end, regressors)
-        check = forecaster.predict_at(end, X=frame, level=(95,))
-        if not np.isfinite(check.to_numpy(dtype=float)).all():
-            raise ValueError(f"model {sid}/{kind} predicts non-finite values")
-        facts[(sid, kind)] = _facts(forecaster, calendar)
-        if kind == s.info.preferred and not forecaster.regressors_:
-            # The preferred univariate models answer most requests: their range, precomputed. Months:
-            # all of it. Finer steps: the forecast range and the held-out span before it (a year of
-            # half-hours' fitted variances would cost seconds per series; older periods are asked for
-            # rarely and go to the model).
-            first = facts[(sid, kind)].first
-            if not calendar.monthly:
-                first = max(first, s.info.last + 1 - calendar.holdout)
-            tables[(sid, kind)] = MonthTable(forecaster, first, s.last_served, calendar)
-    forget = getattr(bundle.models, "forget", None)
-    if forget is not None:  # a lazy store: from now on, only what requests need is in memory
-        forget()
+    facts = {(art["series"], art["kind"]): _facts(art, calendar) for art in bundle.manifest["artifacts"]}
+    if bundle.table_values is None or bundle.table_index is None:
+        raise ValueError("the bundle has no month tables")
+    tables = MonthTables(bundle.table_values, bundle.table_index, {sid: s.info.preferred for sid, s in served.items()})
     folded: dict[str, list[str]] = {}
     for sid in served:
         folded.setdefault(sid.casefold(), []).append(sid)
@@ -180,22 +165,15 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
                        metric_series=series_labels(served), facts=facts, calendar=calendar)
 
 
-def _facts(forecaster, calendar: Calendar) -> ModelFacts:
-    lml = getattr(forecaster, "log_marginal_likelihood_", None)
-    kernel = getattr(forecaster, "kernel_", None)
-    return ModelFacts(first=calendar.ordinal(forecaster.first_month()), regressors=tuple(forecaster.regressors_),
-                      sums_path=bool(forecaster.sums_path()), kernel=None if kernel is None else str(kernel),
-                      log_marginal_likelihood=None if lml is None or not np.isfinite(lml) else float(lml))
+def _facts(art: dict, calendar: Calendar) -> ModelFacts:
+    """A model's facts from its manifest entry (MLPipeline.artifacts.model_facts wrote them)."""
+    lml = art.get("log_marginal_likelihood")
+    return ModelFacts(first=calendar.ordinal(art["first"]), regressors=tuple(art["regressors"]),
+                      sums_path=bool(art["sums_path"]), kernel=art.get("kernel"),
+                      log_marginal_likelihood=None if lml is None else float(lml))
 
 
-def _frame(x: np.ndarray, index, names):
-    import pandas as pd
-
-    return pd.DataFrame(x, index=index, columns=list(names))
-
-
-def describe(bundle: ModelBundle, loaded_at: str, facts: dict[tuple[str, str], ModelFacts] | None = None
-             ) -> dict[str, Any]:
+def describe(bundle: ModelBundle, loaded_at: str, facts: dict[tuple[str, str], ModelFacts]) -> dict[str, Any]:
     """The body of GET /model (the models of the first MODEL_INFO_SERIES series)."""
     manifest = bundle.manifest or {}
     versions = manifest.get("libraries") or {}
@@ -204,7 +182,7 @@ def describe(bundle: ModelBundle, loaded_at: str, facts: dict[tuple[str, str], M
     for sid in list(bundle.series)[:MODEL_INFO_SERIES]:
         info = bundle.series[sid]
         for kind in info.kinds:
-            fact = facts[(sid, kind)] if facts else _facts(bundle.models[(sid, kind)], bundle.calendar)
+            fact = facts[(sid, kind)]
             models.append({
                 "domain": sid,
                 "kind": kind,

@@ -1,7 +1,9 @@
 """The models of a served bundle, unpickled when a request needs one, kept in a bounded LRU.
 
 The month tables (:mod:`service.tables`) answer the common path (a preferred univariate model's
-months) without a model object, so a worker keeps only the models that requests used lately:
+months) without a model object, and a bundle loads without unpickling any model (every file's
+sha256 is checked at load; the facts requests need are in the manifest), so a worker holds only
+the models that requests used lately:
 regressor what-ifs, ``kind`` overrides, months a table does not hold. A model is loaded once
 (concurrent requests for it wait for the one load), checked against its sha256 in the manifest
 every time it is read from disk, and dropped when the least recently used one must make room.
@@ -64,11 +66,6 @@ class LazyModels(Mapping):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def forget(self) -> None:
-        """Drop every model in memory (after the load-time check read them all once)."""
-        with self._lock:
-            self._loaded.clear()
 
     @property
     def resident(self) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,7 @@ the model it serves and /ready says why the manifest on disk is not served.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -45,8 +46,8 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s'\"/:,;()\[\]]+/)*([^\s'\"/:,;(
 def public_reason(message: str, directory: Path) -> str:
     """``message`` without absolute paths: /ready, 503s and 409s keep the reason, not the layout.
 
-    Paths inside the model directory become relative to it ("models/x.pkl"); any other absolute
-    path is cut to its file name. The server log keeps the full message.
+    Paths inside the model directory become relative to it ("runs/<version>/tables.npy"); any other
+    absolute path is cut to its file name. The server log keeps the full message.
     """
     for root in {str(directory.resolve()), str(directory.absolute())}:
         message = message.replace(root + os.sep, "").replace(root, "OUTPUT_DIR")
@@ -91,7 +92,21 @@ def settle_heap() -> None:
     """
     gc.unfreeze()
     gc.collect()
+    _return_freed_heap()
     gc.freeze()
+
+
+def _return_freed_heap() -> None:
+    """Hand the heap freed after a load back to the OS (glibc keeps it for reuse otherwise).
+
+    Parsing a large panel's manifest, data and holdout allocates and frees tens of MB of small
+    objects; without this the worker's RSS keeps their high-water mark. A no-op off glibc.
+    """
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def manifest_identity(directory: Path) -> tuple[int, ...] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -43,9 +44,26 @@ def test_bundle_loads_everything(trained_output):
 
 
 def test_file_names_never_hold_a_series_id(trained_output):
-    for art in _manifest(trained_output)["artifacts"]:
-        assert art["series"] not in art["file"]
-        assert art["file"].split("/")[-1] == f"{series_key(art['series'])}-{art['kind']}.pkl"
+    manifest = _manifest(trained_output)
+    for art in manifest["artifacts"]:
+        assert art["series"] not in art["file"] and series_key(art["series"]) not in art["file"]
+        assert re.fullmatch(r"models/shard-\d{5}\.bin", art["file"].split("/", 2)[-1])
+    assert all(art["series"] not in name for name in manifest["files"] for art in manifest["artifacts"])
+
+
+def test_models_are_packed_in_shards_each_with_its_sha256(trained_output, monkeypatch, tmp_path):
+    from MLPipeline import artifacts
+    from MLPipeline.pipeline import RunConfig, run
+    from MLPipeline.sample_data import generate, write_data
+
+    monkeypatch.setattr(artifacts, "MODELS_PER_SHARD", 4)
+    data = write_data(generate(n_months=36, queues=9), tmp_path / "nine.csv")
+    manifest = run(RunConfig(data_path=data, output_dir=tmp_path / "Output", plots=False, backtest=False,
+                             kinds=("seasonal-naive",)))
+    shards = sorted({art["file"] for art in manifest["artifacts"]})
+    assert len(shards) == 3 and all(name in manifest["files"] for name in shards)  # 4 + 4 + 1 models
+    bundle = load_bundle(tmp_path / "Output")
+    assert len(bundle.models) == 9 and all(m.regressors_ == () for m in bundle.models.values())
 
 
 def test_missing_manifest(tmp_path):
@@ -69,7 +87,7 @@ def test_tampered_pickle_is_refused(output_copy):
 
 def test_missing_pickle_is_refused(output_copy):
     art = _manifest(output_copy)["artifacts"][3]
-    (output_copy / art["file"]).unlink()
+    (output_copy / art["file"]).unlink()  # its shard
     with pytest.raises(ArtifactError, match="missing or unreadable"):
         load_bundle(output_copy)
 

@@ -19,13 +19,16 @@ def test_a_20_series_run_writes_every_figure(tmp_path):
     spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--queues", "20", "--output", str(tmp_path)]) == 0
+    assert bench.main(["--queues", "20", "--service-seconds", "0.5", "--output", str(tmp_path)]) == 0
     row = json.loads((tmp_path / "scale.json").read_text())["rows"][0]
     assert row["queues"] == 20 and row["service_ready_status"] == 200
-    for name in ("local_seconds", "dask_seconds", "autoets_seconds", "service_start_seconds", "service_rss_mib"):
+    for name in ("local_seconds", "dask_seconds", "autoets_seconds", "service_start_seconds", "service_rss_mib",
+                 "health_rps_8", "predict_1_rps_8", "predict_1_p99_ms", "predict_100_p99_ms", "series_page_p99_ms",
+                 "dashboard_p99_ms"):
         assert row[name] > 0, name
+    assert row["service_errors"] == 0 and row["predict_100_queues"] == 20
     # The ratio is of the unrounded times; the row's seconds are rounded to 0.01, so bound it by them.
     ets, local, half = row["autoets_seconds"], row["local_seconds"], 0.005
     assert (ets - half) / (local + half) - 5e-4 <= row["local_vs_autoets"] <= (ets + half) / (local - half) + 5e-4
     text = (tmp_path / "scale.md").read_text()
-    assert "| 20 |" in text and "load average" in text
+    assert "| 20 |" in text and "load average" in text and "vs /health" in text

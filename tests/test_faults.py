@@ -95,7 +95,7 @@ def corrupt_manifest(output: Path) -> str:
 
 
 def first_pickle(output: Path) -> Path:
-    return sorted((output / "runs").glob("*/models/*.pkl"))[0]
+    return sorted((output / "runs").glob("*/models/shard-*.bin"))[0]
 
 
 def tampered_model(output: Path) -> str:

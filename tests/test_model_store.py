@@ -47,10 +47,10 @@ def predict(client, series: str, month: str = "2014-06", **body):
 
 def test_the_tables_answer_without_loading_a_model(client):
     models = store(client)
-    assert models.loads == QUEUES and models.resident == ()  # each read and checked once at load, then let go
+    assert models.loads == 0 and models.resident == ()  # verified by sha256 at load, never unpickled
     for i in range(1, QUEUES + 1):
         assert predict(client, f"queue {i}").status_code == 200
-    assert models.loads == QUEUES and models.resident == ()
+    assert models.loads == 0 and models.resident == ()
 
 
 def test_a_request_needing_a_model_loads_it_once(client):
@@ -58,9 +58,9 @@ def test_a_request_needing_a_model_loads_it_once(client):
     # a level no month table holds needs the model itself
     first = predict(client, "queue 1", level=[50])
     assert first.status_code == 200, first.get_json()
-    assert models.loads == QUEUES + 1 and models.resident == (("queue 1", "seasonal-naive"),)
+    assert models.loads == 1 and models.resident == (("queue 1", "seasonal-naive"),)
     again = predict(client, "queue 1", month="2015-01", level=[50])  # another month: not the answer cache
-    assert again.status_code == 200 and models.loads == QUEUES + 1
+    assert again.status_code == 200 and models.loads == 1
     row = first.get_json()["predictions"][0]
     assert row["lower_50"] < row["mean"] < row["upper_50"]
 
@@ -71,7 +71,7 @@ def test_the_lru_bound_holds(client):
         assert predict(client, f"queue {i}", level=[50]).status_code == 200
     assert models.capacity == 2 and models.resident == (("queue 2", "seasonal-naive"), ("queue 3", "seasonal-naive"))
     assert predict(client, "queue 1", month="2015-02", level=[50]).status_code == 200  # evicted: loaded again
-    assert models.loads == QUEUES + 4 and len(models.resident) == 2
+    assert models.loads == 4 and len(models.resident) == 2
 
 
 def _publish_copy(output, version: str) -> dict:
@@ -102,8 +102,37 @@ def test_a_model_file_corrupted_under_the_served_manifest_is_refused_when_loaded
     manifest = json.loads((output / MANIFEST_NAME).read_text())
     art = next(a for a in manifest["artifacts"] if a["series"] == "queue 4")
     path = output / art["file"]
-    path.write_bytes(path.read_bytes()[:-3] + b"bad")
+    payload = bytearray(path.read_bytes())
+    payload[art["offset"] + art["length"] - 3:art["offset"] + art["length"]] = b"bad"  # its bytes of the shard
+    path.write_bytes(bytes(payload))
     assert predict(client, "queue 4").status_code == 200  # the table still answers
     refused = predict(client, "queue 4", level=[50])
     assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "model_not_loaded"
     assert "sha256" in refused.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("name", ["tables.npy", "table_index.npy"])
+def test_a_corrupt_month_table_is_refused_at_reload_and_the_old_version_serves(client, name):
+    output = client.application.extensions[REGISTRY_KEY].directory
+    old = predict(client, "queue 3").get_json()
+    body = _publish_copy(output, "20991231T000000Z-table")
+    victim = output / body["run_dir"] / name
+    payload = bytearray(victim.read_bytes())
+    payload[-5] ^= 0xFF
+    victim.write_bytes(bytes(payload))
+    refused = client.post("/admin/reload", headers=AUTH)
+    assert refused.status_code == 409 and "sha256" in refused.get_json()["error"]["message"]
+    served = predict(client, "queue 3").get_json()
+    assert served == old and served["model_version"] != body["model_version"]
+
+
+def test_the_bundle_loads_without_unpickling_and_reads_the_facts_from_the_manifest(client):
+    from service.loaded import ModelFacts
+
+    loaded = client.application.extensions[REGISTRY_KEY].get()
+    assert loaded.bundle.models.loads == 0
+    fact = loaded.facts[("queue 1", "seasonal-naive")]
+    model = loaded.forecaster("queue 1", "seasonal-naive")  # now loaded: the facts agree with it
+    assert fact == ModelFacts(first=fact.first, regressors=tuple(model.regressors_), sums_path=model.sums_path())
+    assert fact.first == model.first_month().year * 12 + model.first_month().month - 1
+    assert not loaded.tables["queue 1", "seasonal-naive"].values.flags.writeable  # mapped read-only

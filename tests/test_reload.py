@@ -113,7 +113,7 @@ def corrupt_manifest(output):
 
 def tampered_model(output):
     run = publish_copy(output, "20991231T000000Z-tampered")
-    pickle_path = next((output / run / "models").glob("*.pkl"))
+    pickle_path = next((output / run / "models").glob("shard-*.bin"))
     payload = bytearray(pickle_path.read_bytes())
     payload[len(payload) // 2] ^= 0xFF
     pickle_path.write_bytes(bytes(payload))
@@ -121,7 +121,7 @@ def tampered_model(output):
 
 def missing_model(output):
     run = publish_copy(output, "20991231T000000Z-missing")
-    next((output / run / "models").glob("*.pkl")).unlink()
+    next((output / run / "models").glob("shard-*.bin")).unlink()
 
 
 def other_library_versions(output):

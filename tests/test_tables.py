@@ -104,12 +104,12 @@ def test_predict_equals_predict_at_with_and_without_the_table(client, loaded, le
 
 
 def test_a_model_with_regressors_gets_no_table(trained_output):
+    from MLPipeline.served_tables import month_rows
     from service.loaded import prepare
-    from service.tables import MonthTable
 
     bundle = load_bundle(trained_output)
     with_x = {key: m for key, m in bundle.models.items() if m.regressors_}
     assert with_x  # the shared fixture trains with regressors, else this test could not fail
     assert not set(prepare(bundle).tables) & set(with_x)
     with pytest.raises(ValueError, match="without regressors"):
-        MonthTable(next(iter(with_x.values())), bundle.train_start, bundle.train_end)
+        month_rows(next(iter(with_x.values())), bundle.series[next(iter(with_x))[0]].last)
