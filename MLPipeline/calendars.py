@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import HOLDOUT_MONTHS, MIN_MONTHS
-from MLPipeline.frequency import FREQUENCIES, STEPS, FrequencyError, max_horizon, seasonal_periods
+from MLPipeline.frequency import FREQUENCIES, STEPS, FrequencyError, iso_utc, max_horizon, seasonal_periods
 from MLPipeline.months import format_ordinal, index_ordinals, ordinal_index, ordinals_of
 
 _EPOCH = np.datetime64(0, "ns")
@@ -84,7 +84,7 @@ class Calendar:
         off_step = offset % self.step != 0
         if off_step.any():
             bad = ns[int(np.flatnonzero(off_step)[0])]
-            raise ValueError(f"{self.label_ns(bad)} is not on this model's {self.frequency} steps "
+            raise ValueError(f"{iso_utc(bad)} is not on this model's {self.frequency} steps "
                              f"(they fall at {self.label(0)} plus whole {self.unit}s)")
         return offset // self.step
 
@@ -107,14 +107,10 @@ class Calendar:
         """The wire form of one ordinal."""
         if self.monthly:
             return format_ordinal(ordinal)
-        return self.label_ns(int(ordinal) * self.step + self.phase)
+        return iso_utc(int(ordinal) * self.step + self.phase)
 
     def labels(self, ordinals: Iterable) -> list[str]:
         return [self.label(o) for o in ordinals]
-
-    @staticmethod
-    def label_ns(ns: int) -> str:
-        return pd.Timestamp(int(ns)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def describe(self) -> str:
         """``"hourly"``, or ``"weekly (phase 4 days)"`` where the steps are offset from the epoch."""
@@ -124,10 +120,7 @@ class Calendar:
 @functools.lru_cache(maxsize=8192)
 def _parse(calendar: Calendar, text: str) -> int:
     # cached: requests repeat the same few periods, and parsing one costs microseconds
-    if calendar.monthly:
-        return int(ordinals_of([text])[0])
-    stamp = pd.Timestamp(text)
-    return int(calendar.ordinals([stamp])[0])
+    return int(calendar.ordinals([text])[0])
 
 
 def _utc_ns(stamps) -> np.ndarray:
@@ -136,8 +129,9 @@ def _utc_ns(stamps) -> np.ndarray:
         return stamps.astype("datetime64[ns]").astype(np.int64)
     if isinstance(stamps, str | pd.Timestamp) or not isinstance(stamps, Iterable):
         stamps = [stamps]
-    index = pd.DatetimeIndex(stamps) if isinstance(stamps, pd.DatetimeIndex) else None
-    if index is None:
+    if isinstance(stamps, pd.DatetimeIndex):
+        index = stamps
+    else:
         try:
             index = pd.DatetimeIndex(pd.to_datetime(list(stamps), utc=True, format="ISO8601"))
         except (ValueError, TypeError, OverflowError) as exc:

@@ -222,6 +222,17 @@ def _several_a_month(table: _Table, position: int, ordinals: np.ndarray, groups:
     return False
 
 
+def _frequency_of(stamps: dict[str, np.ndarray], declared: str | None) -> str:
+    """The series' frequency as their timestamps say; when that fails and one was declared, the
+    failure is told in the declared frequency's terms."""
+    try:
+        return detect_frequency(stamps)
+    except FrequencyError:
+        if declared is None:
+            raise
+        return detect_frequency(stamps, expected=declared)
+
+
 def _period_ordinals(table: _Table, position: int, groups: dict[str, np.ndarray],
                      frequency: str | None) -> tuple[np.ndarray, Calendar]:
     """Ordinals of the period column (all rows) and the calendar they count in.
@@ -232,31 +243,27 @@ def _period_ordinals(table: _Table, position: int, groups: dict[str, np.ndarray]
     """
     rows = np.arange(len(table.raw.cells))
     header = table.headers[position]
+    not_months = None  # why the column is no months, said if it is no timestamps either
     if frequency in (None, "monthly"):
         try:
             ordinals = _month_ordinals(table, position, rows)
-        except DataError:
+            if not _several_a_month(table, position, ordinals, groups):
+                return ordinals, MONTHLY
+        except DataError as exc:
             if frequency == "monthly":
                 raise
-            ordinals = None
-        if ordinals is not None and not _several_a_month(table, position, ordinals, groups):
-            return ordinals, MONTHLY
-        if ordinals is None:  # neither months nor timestamps: the month reader says why
-            try:
-                parse_timestamps(table.column(position))
-            except FrequencyError:
-                _month_ordinals(table, position, rows)
+            not_months = exc
+    where = f"column {header!r}" + (f" (--freq {frequency})" if frequency else "")
     try:
         stamps = parse_timestamps(table.column(position))
-        by_series = {sid: stamps[r] for sid, r in groups.items()}
-        try:
-            name = detect_frequency(by_series)
-        except FrequencyError:
-            if frequency is None:
-                raise
-            name = detect_frequency(by_series, expected=frequency)  # the message in the declared one's terms
     except FrequencyError as exc:
-        raise table.fail(f"column {header!r}{' (--freq ' + frequency + ')' if frequency else ''}: {exc}") from None
+        if not_months is not None:
+            raise not_months from None
+        raise table.fail(f"{where}: {exc}") from None
+    try:
+        name = _frequency_of({sid: stamps[r] for sid, r in groups.items()}, frequency)
+    except FrequencyError as exc:
+        raise table.fail(f"{where}: {exc}") from None
     if frequency not in (None, name):
         raise table.fail(f"column {header!r} holds {name} data, but --freq says {frequency}")
     calendar = calendar_for(name, stamps[0])

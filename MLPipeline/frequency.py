@@ -72,8 +72,13 @@ def parse_timestamps(values: Sequence) -> np.ndarray:
     return stamps.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
 
 
-def _iso(stamp) -> str:
-    return pd.Timestamp(stamp).strftime("%Y-%m-%dT%H:%M:%SZ")
+#: How a period other than a month is written on the wire (and in saved files and messages).
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def iso_utc(stamp) -> str:
+    """A naive UTC timestamp (or nanoseconds since the epoch) as ``2021-03-28T02:00:00Z``."""
+    return pd.Timestamp(stamp).strftime(ISO_FORMAT)
 
 
 def _dst_hint(stamp, name: str) -> str:
@@ -99,13 +104,13 @@ def _series_frequency(series: str, stamps: np.ndarray, expected: str | None) -> 
     if len(same):
         at = stamps[same[0]]
         name = expected or _common_name(steps[steps > np.timedelta64(0, "ns")])
-        raise FrequencyError(f"series {series!r}: timestamp {_iso(at)} appears twice{_dst_hint(at, name or '')}")
+        raise FrequencyError(f"series {series!r}: timestamp {iso_utc(at)} appears twice{_dst_hint(at, name or '')}")
     if not len(steps):
         return expected
     if expected == "monthly" or (expected is None and _is_monthly(steps, stamps)):
         if not _is_monthly(steps, stamps):
             bad = int(np.flatnonzero((steps < np.timedelta64(28, "D")) | (steps > np.timedelta64(31, "D")))[0])
-            raise FrequencyError(f"series {series!r}: {_iso(stamps[bad])} is followed by {_iso(stamps[bad + 1])}, "
+            raise FrequencyError(f"series {series!r}: {iso_utc(stamps[bad])} is followed by {iso_utc(stamps[bad + 1])}, "
                                  "not by the next month")
         return "monthly"
     name = expected or _common_name(steps)
@@ -118,8 +123,8 @@ def _series_frequency(series: str, stamps: np.ndarray, expected: str | None) -> 
     if len(bad):
         before, after = stamps[bad[0]], stamps[bad[0] + 1]
         raise FrequencyError(
-            f"series {series!r}: irregular {name} timestamps: {_iso(before)} is followed by {_iso(after)}, "
-            f"not {_iso(before + step)}{_dst_hint(before, name)}")
+            f"series {series!r}: irregular {name} timestamps: {iso_utc(before)} is followed by {iso_utc(after)}, "
+            f"not {iso_utc(before + step)}{_dst_hint(before, name)}")
     return name
 
 
@@ -174,7 +179,7 @@ def format_period(frequency: str, stamp) -> str:
     stamp = pd.Timestamp(stamp)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.strftime("%Y-%m") if frequency == "monthly" else _iso(stamp)
+    return stamp.strftime("%Y-%m") if frequency == "monthly" else iso_utc(stamp)
 
 
 def future_stamps(frequency: str, last, steps: int) -> np.ndarray:

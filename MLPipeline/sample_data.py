@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from MLPipeline.config import DEFAULT_DATA_PATH, KNOWN_REGRESSORS
-from MLPipeline.frequency import FREQUENCIES, STEPS
+from MLPipeline.frequency import FREQUENCIES, ISO_FORMAT, STEPS
 
 #: The sample's regressors (clean names) and their headers in the workbook layout.
 REGRESSORS: tuple[str, ...] = ("phone_lines", "channels")
@@ -145,7 +145,7 @@ def write_steps(frame: pd.DataFrame, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     long = frame.reset_index().melt(id_vars="period", var_name="unique_id", value_name="y")
-    long["ds"] = long.pop("period").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    long["ds"] = long.pop("period").dt.strftime(ISO_FORMAT)
     long = long[["unique_id", "ds", "y"]].dropna(subset=["y"]).astype({"y": "int64"})  # a late start: no rows
     if path.suffix.lower() == ".parquet":
         long.to_parquet(path, index=False)

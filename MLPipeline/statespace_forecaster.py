@@ -115,9 +115,8 @@ class StateSpaceForecaster:
         periods when the model uses them."""
         calendar = self._check_fitted()
         levels = check_levels(level)
-        ordinals = periods if isinstance(periods, np.ndarray) and periods.dtype.kind == "i" else (
-            calendar.index_ordinals(periods) if isinstance(periods, pd.DatetimeIndex)
-            else np.array([calendar.ordinal(p) for p in np.atleast_1d(np.asarray(periods, dtype=object))]))
+        is_ordinals = isinstance(periods, np.ndarray) and periods.dtype.kind == "i"
+        ordinals = periods if is_ordinals else calendar.ordinals(periods)
         x = self._lookup_X(X, ordinals) if self.regressors_ else None
         return pd.DataFrame(self._values(ordinals, x, X, levels), index=calendar.index(ordinals),
                             columns=interval_columns(levels))

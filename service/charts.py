@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
 from MLPipeline.eda import forecast_figure
+from MLPipeline.frequency import ISO_FORMAT
 
 #: Size of a dashboard chart in inches: narrower than Engine's figures, so the text stays
 #: legible when the SVG is scaled down to a phone-width screen.
@@ -122,7 +123,7 @@ def domain_figure(
 
 def _months(index: pd.DatetimeIndex, field: str = "month") -> list[str]:
     """Periods as the API writes them: YYYY-MM for months, ISO 8601 UTC otherwise."""
-    return [stamp.strftime("%Y-%m" if field == "month" else "%Y-%m-%dT%H:%M:%SZ") for stamp in index]
+    return [stamp.strftime("%Y-%m" if field == "month" else ISO_FORMAT) for stamp in index]
 
 
 def _floats(values) -> list[float]:

@@ -243,7 +243,8 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
         kind = inputs.kind
         calendar = model.calendar
         path = pd.DataFrame(inputs.forecast)
-        path.index = calendar.index([calendar.ordinal(m) for m in path.pop(calendar.field)])
+        labels = path.pop(calendar.field)
+        path.index = calendar.index([calendar.ordinal(m) for m in labels])
         heading = f"{domain} ({kind} model)"
         title = (f"{domain}: volume per {calendar.unit}, held-out check and {len(path)}-{calendar.unit} forecast "
                  f"({kind} model)")
@@ -255,8 +256,8 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
             "title": title,
             "svg": svg,
             "assumption": inputs.assumption,
-            "first": calendar.label(calendar.index_ordinals(path.index)[0]),
-            "last": calendar.label(calendar.index_ordinals(path.index)[-1]),
+            "first": labels.iloc[0],
+            "last": labels.iloc[-1],
             "anomalies": sum(m.anomaly for m in markers),
             "actuals": len(markers),
         }

@@ -21,6 +21,7 @@ import numpy as np
 
 from MLPipeline.artifacts import ArtifactError, ModelBundle, SeriesInfo
 from MLPipeline.calendars import MONTHLY, Calendar
+from MLPipeline.served_tables import served_last
 from service.cache import PredictionCache
 from service.errors import ApiError
 from service.metrics import series_labels
@@ -146,7 +147,7 @@ def prepare(bundle: ModelBundle) -> LoadedModel:
         x = history.x if regressors else None
         if x is not None and (history.start != info.first or len(history) != info.last - info.first + 1):
             raise ValueError(f"the saved data of series {sid!r} does not cover its training window")
-        served[sid] = ServedSeries(info, info.last + calendar.max_horizon, x, _assumed(x, calendar))
+        served[sid] = ServedSeries(info, served_last(info.last, calendar), x, _assumed(x, calendar))
     facts = {(art["series"], art["kind"]): _facts(art, calendar) for art in bundle.manifest["artifacts"]}
     if bundle.table_values is None or bundle.table_index is None:
         raise ValueError("the bundle has no month tables")

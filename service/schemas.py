@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from MLPipeline.config import DEFAULT_LEVELS, KINDS, MAX_SERIES_ID_LENGTH, MAX_VOLUME
-from MLPipeline.frequency import HORIZON_LIMITS
+from MLPipeline.frequency import HORIZON_LIMITS, iso_utc
 from MLPipeline.intervals import level_label
 from MLPipeline.models import ANY_FREQUENCY_KINDS
 from MLPipeline.months import YEAR_RANGE, format_month, parse_month
@@ -87,7 +87,7 @@ def _period_text(value: str) -> str:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     if not YEAR_RANGE[0] <= stamp.year <= YEAR_RANGE[1]:
         raise ValueError("year out of range")
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_utc(stamp)
 
 
 def given(name: str) -> dict[str, Any]:

@@ -36,14 +36,18 @@ def seasonal_walk(seed: int, n: int, level: float = 300.0) -> pd.Series:
 
 
 # ---------------------------------------------------------------- MAP objective
+def _design(rng: np.random.Generator, n: int, n_regressors: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X, y): time in years ending at 0 plus standard-normal regressors, and a seasonal trend with noise."""
+    t = (np.arange(n) - n + 1) / 12.0
+    X = np.column_stack([t] + [rng.normal(size=n) for _ in range(n_regressors)])
+    return X, np.sin(2 * np.pi * t) + 0.3 * t + rng.normal(0, 0.2, n)
+
+
 @pytest.mark.parametrize("make_kernel", [level_kernel, difference_kernel], ids=["level", "difference"])
 @pytest.mark.parametrize("n_regressors", [0, 2])
 def test_map_objective_gradient_matches_finite_differences(make_kernel, n_regressors):
     rng = np.random.default_rng(0)
-    n = 40
-    t = (np.arange(n) - n + 1) / 12.0
-    X = np.column_stack([t] + [rng.normal(size=n) for _ in range(n_regressors)])
-    y = np.sin(2 * np.pi * t) + 0.3 * t + rng.normal(0, 0.2, n)
+    X, y = _design(rng, 40, n_regressors)
     kernel, priors = make_kernel(n_regressors)
     gp = MAPGaussianProcessRegressor(kernel, priors=priors, optimizer=None, alpha=1e-8).fit(X, y)
     theta = gp.kernel_.theta + rng.normal(0, 0.3, gp.kernel_.theta.shape)
@@ -87,11 +91,7 @@ def test_compiled_kernel_equals_the_kernel_objects(make_kernel, n_regressors):
 @pytest.mark.parametrize("make_kernel", [level_kernel, difference_kernel], ids=["level", "difference"])
 @pytest.mark.parametrize("n_regressors", [0, 2])
 def test_compiled_fit_equals_the_scikit_learn_fit(make_kernel, n_regressors):
-    rng = np.random.default_rng(2)
-    n = 48
-    t = (np.arange(n) - n + 1) / 12.0
-    X = np.column_stack([t] + [rng.normal(size=n) for _ in range(n_regressors)])
-    y = np.sin(2 * np.pi * t) + 0.3 * t + rng.normal(0, 0.2, n)
+    X, y = _design(np.random.default_rng(2), 48, n_regressors)
     y = (y - y.mean()) / y.std()
     kernel, priors = make_kernel(n_regressors)
     fast = MAPGaussianProcessRegressor(kernel, priors=priors, alpha=1e-8).fit(X, y)
