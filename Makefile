@@ -6,7 +6,7 @@ PORT   ?= 5000
 OUTPUT_DIR ?= Output
 export OUTPUT_DIR PORT
 
-.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve bench-scale docker-build docker-run vendor-js clean mlflow
+.PHONY: help run serve train test lint sample-data bench-accuracy bench-frequency bench-serve bench-scale wrk docker-build docker-run vendor-js clean mlflow
 
 help:
 	@echo "make run             set up .venv, train if $(OUTPUT_DIR)/manifest.json is missing, serve on :$(PORT)"
@@ -84,16 +84,18 @@ bench-accuracy: $(VENV)/.bench
 bench-frequency: $(VENV)/.bench
 	nice -n 10 $(BIN)/python bench/frequency.py $(BENCH_ARGS)
 
-bench-scale: $(VENV)/.bench
+bench-scale: $(VENV)/.bench wrk
 	nice -n 10 $(BIN)/python bench/scale.py $(BENCH_ARGS)
 
-# wrk (Debian's package) is the serving benchmark's load generator; bench/serve.py falls back to a
-# Python client where it cannot be installed (no apt-get, not root).
-bench-serve: $(VENV)/.bench
+bench-serve: $(VENV)/.bench wrk
+	$(BIN)/python bench/serve.py $(BENCH_ARGS)
+
+# wrk (Debian's package) is the serving benchmarks' load generator: a C client leaves the cores to
+# the server, where the Python fallback (no apt-get, not root) takes one of them itself.
+wrk:
 	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
-	  echo "wrk not installed: bench/serve.py uses its Python client"
-	$(BIN)/python bench/serve.py $(BENCH_ARGS)
+	  echo "wrk not installed: the serving benchmarks use their Python client"
 
 # Container image (lightsail-deployment.md): the build stage trains on DATA_FILE (a path in this
 # directory; default Input/CallCenterData.xlsx, the synthetic sample), so no local Output/ is used.

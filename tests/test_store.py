@@ -8,6 +8,7 @@ the real servers. Each works in its own PostgreSQL schema or MySQL database, dro
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -338,6 +339,39 @@ def test_sqlite_checkpoints_happen_off_the_request_path(tmp_path, monkeypatch):
             time.sleep(0.05)
         assert database.stat().st_size > before, "the write-ahead log was never checkpointed"
         assert count_rows(log) == 600
+    finally:
+        log.dispose()
+
+
+def test_a_checkpoint_leaves_the_log_fully_copied_when_requests_write_beside_it(tmp_path, monkeypatch):
+    """Under steady writes the pass beside the writers never copies the whole log (they append behind
+    it), so SQLite never started it again and the request that took it to the safety limit copied it
+    all itself. The checkpoint finishes under the write gate: what was appended meanwhile is copied,
+    and the next write starts the log again."""
+    monkeypatch.setattr(store.predictions, "CHECKPOINT_EVERY_S", 3600)  # only the checkpoints called here
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    batch = [prediction(month=f"20{10 + i // 12}-{i % 12 + 1:02d}") for i in range(100)]
+    try:
+        log.record("first", "/predict", batch)
+        gate, beside = log._writer, []
+
+        @contextlib.contextmanager
+        def a_request_writes_first():
+            if not beside:  # a request's write lands between the pass and the gate
+                beside.append(True)
+                log.record("beside", "/predict", batch)
+            with gate():
+                yield
+
+        monkeypatch.setattr(log, "_writer", a_request_writes_first)
+        frames, copied = log.checkpoint()
+        assert beside, "a checkpoint that never takes the write gate cannot copy what writers append"
+        assert frames == copied > 0
+        monkeypatch.setattr(log, "_writer", gate)
+        log.record("after", "/predict", batch[:1])
+        frames_after, _ = log.checkpoint()
+        assert 0 < frames_after < frames, "the log did not start again after a complete checkpoint"
+        assert count_rows(log) == 201
     finally:
         log.dispose()
 
