@@ -17,6 +17,8 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from scipy import stats
 
+from MLPipeline.calendars import MONTHLY, Calendar
+
 _DPI = 110
 _STYLE = "whitegrid"
 #: Colour-blind-safe colours for the data, the forecast and the reference (normal) curves.
@@ -42,25 +44,25 @@ def _styled(draw):
 
 
 @_styled
-def history_figure(frame: pd.DataFrame, domain: str) -> Figure:
+def history_figure(frame: pd.DataFrame, domain: str, *, calendar: Calendar = MONTHLY) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
     sns.lineplot(x=frame.index, y=frame[domain].to_numpy(), ax=ax, color=_DATA, linewidth=1.5, label=domain,
                  errorbar=None)
-    ax.set_title(f"{domain}: monthly call volume")
-    ax.set_xlabel("month")
-    ax.set_ylabel("calls per month")
+    ax.set_title(f"{domain}: {calendar.frequency} call volume")
+    _label_axes(ax, calendar)
     ax.legend(loc="upper left")
     return fig
 
 
 @_styled
-def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
+def distribution_figure(frame: pd.DataFrame, domain: str, *, calendar: Calendar = MONTHLY) -> Figure:
     """Density (histogram + Gaussian KDE + fitted normal) and QQ plot, for levels and differences."""
     fig = Figure(figsize=(10, 6.4))
     axes = fig.subplots(2, 2)
+    unit = calendar.unit
     for row, (label, values) in enumerate(
-        (("level", frame[domain].to_numpy()), ("month-over-month difference", frame[domain].diff().dropna().to_numpy()))
+        (("level", frame[domain].to_numpy()), (f"{unit}-over-{unit} difference", frame[domain].diff().dropna().to_numpy()))
     ):
         density_ax, qq_ax = axes[row]
         sns.histplot(values, stat="density", bins="auto", alpha=0.35, color=_DATA, edgecolor="white",
@@ -71,7 +73,7 @@ def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
         density_ax.plot(grid, stats.norm.pdf(grid, values.mean(), values.std(ddof=1) or 1.0), "--",
                         color=_REFERENCE, label="normal fit")
         density_ax.set_title(f"{domain} {label}: density")
-        density_ax.set_xlabel("calls per month")
+        density_ax.set_xlabel(f"calls per {unit}")
         density_ax.set_ylabel("density")
         density_ax.legend(fontsize=8)
         (osm, osr), (slope, intercept, _) = stats.probplot(values, dist="norm")
@@ -79,14 +81,15 @@ def distribution_figure(frame: pd.DataFrame, domain: str) -> Figure:
         qq_ax.plot(osm, slope * osm + intercept, color=_REFERENCE, label="normal line")
         qq_ax.set_title(f"{domain} {label}: normal QQ plot")
         qq_ax.set_xlabel("theoretical quantile")
-        qq_ax.set_ylabel("observed (calls per month)")
+        qq_ax.set_ylabel(f"observed (calls per {unit})")
         qq_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 @_styled
-def forecast_figure(train: pd.Series, test: pd.Series | None, forecast: pd.DataFrame, title: str) -> Figure:
+def forecast_figure(train: pd.Series, test: pd.Series | None, forecast: pd.DataFrame, title: str, *,
+                    calendar: Calendar = MONTHLY) -> Figure:
     """History, held-out actuals and the forecast mean with its 80% and 95% bands."""
     fig = Figure(figsize=(8, 3.4))
     ax = fig.subplots()
@@ -102,10 +105,14 @@ def forecast_figure(train: pd.Series, test: pd.Series | None, forecast: pd.DataF
         sns.lineplot(x=test.index, y=test.to_numpy(), ax=ax, color=_ACTUAL, marker="o", markersize=4,
                      markeredgecolor=_ACTUAL, linewidth=1, label="held-out actual", errorbar=None)
     ax.set_title(title)
-    ax.set_xlabel("month")
-    ax.set_ylabel("calls per month")
+    _label_axes(ax, calendar)
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def _label_axes(ax, calendar: Calendar) -> None:
+    ax.set_xlabel(calendar.unit)
+    ax.set_ylabel(f"calls per {calendar.unit}")
 
 
 def write_eda_figures(panel, directory: Path, ids) -> list[Path]:
@@ -118,10 +125,11 @@ def write_eda_figures(panel, directory: Path, ids) -> list[Path]:
         y, _ = panel[sid].to_pandas(calendar=panel.calendar)
         frame = y.to_frame(sid)
         key = series_key(sid)
-        paths.append(_save(history_figure(frame, sid), directory / f"history_{key}.png"))
-        paths.append(_save(distribution_figure(frame, sid), directory / f"distribution_{key}.png"))
+        paths.append(_save(history_figure(frame, sid, calendar=panel.calendar), directory / f"history_{key}.png"))
+        paths.append(_save(distribution_figure(frame, sid, calendar=panel.calendar),
+                           directory / f"distribution_{key}.png"))
     return paths
 
 
-def write_forecast_figure(train, test, forecast, title: str, path: Path) -> Path:
-    return _save(forecast_figure(train, test, forecast, title), path)
+def write_forecast_figure(train, test, forecast, title: str, path: Path, *, calendar: Calendar = MONTHLY) -> Path:
+    return _save(forecast_figure(train, test, forecast, title, calendar=calendar), path)

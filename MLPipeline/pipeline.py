@@ -458,7 +458,8 @@ def _train_and_save(cfg: RunConfig, panel: Panel, started: dt.datetime, version:
                         y, _ = s.to_pandas(calendar=panel.calendar)
                         path = eda.write_forecast_figure(
                             y.iloc[:n_train], y.iloc[n_train:], fc, f"{s.id}: {kind} model, holdout forecast",
-                            writer.run_dir / "figures" / f"holdout_{series_key(s.id)}_{kind}.png")
+                            writer.run_dir / "figures" / f"holdout_{series_key(s.id)}_{kind}.png",
+                            calendar=panel.calendar)
                         writer.add_file(path)
 
         with timed_step(log, "save"):

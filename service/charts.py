@@ -33,6 +33,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import StrMethodFormatter
 
+from MLPipeline.calendars import MONTHLY, Calendar
 from MLPipeline.eda import forecast_figure
 from MLPipeline.frequency import ISO_FORMAT
 
@@ -86,6 +87,7 @@ def domain_figure(
     forecast: pd.DataFrame,
     markers: Sequence[Marker],
     title: str,
+    calendar: Calendar = MONTHLY,
 ) -> Figure:
     """History, holdout check, forecast path with 80/95% bands, and recorded actuals."""
     if holdout is not None and len(holdout):
@@ -93,7 +95,7 @@ def domain_figure(
         train, test = history[history.index < start], history[history.index >= start]
     else:
         train, test = history, None
-    fig = forecast_figure(train, test, forecast, title)
+    fig = forecast_figure(train, test, forecast, title, calendar=calendar)
     fig.set_size_inches(*CHART_SIZE)
     ax = fig.axes[0]
     for artist in (*ax.lines, *ax.collections):
@@ -168,6 +170,7 @@ def domain_svg(
     title: str,
     prefix: str,
     description: str | None = None,
+    calendar: Calendar = MONTHLY,
 ) -> str:
     """:func:`domain_figure` as an inline ``<svg>`` element (see :func:`inline_svg`).
 
@@ -177,7 +180,7 @@ def domain_svg(
     buffer = io.StringIO()
     # font sizes are fixed when text is created, so the rc context covers drawing and saving
     with _RENDER_LOCK, matplotlib.rc_context(_SVG_RC):
-        fig = domain_figure(history, holdout, forecast, markers, title)
+        fig = domain_figure(history, holdout, forecast, markers, title, calendar)
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     return inline_svg(buffer.getvalue(), prefix, description or title)
 

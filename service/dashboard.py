@@ -248,7 +248,8 @@ def domain_chart(model, domain: str, markers: list[charts.Marker]) -> dict[str, 
         heading = f"{domain} ({kind} model)"
         title = (f"{domain}: volume per {calendar.unit}, held-out check and {len(path)}-{calendar.unit} forecast "
                  f"({kind} model)")
-        svg = charts.domain_svg(inputs.history, inputs.holdout, path, markers, heading, chart_id(domain), title)
+        svg = charts.domain_svg(inputs.history, inputs.holdout, path, markers, heading, chart_id(domain), title,
+                                calendar)
         return {
             "domain": domain,
             "id": chart_id(domain),

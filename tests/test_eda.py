@@ -12,6 +12,7 @@ from scipy import stats
 
 from MLPipeline import eda
 from MLPipeline.artifacts import series_key
+from MLPipeline.calendars import calendar_for
 from MLPipeline.data import load_panel
 from MLPipeline.sample_data import DEFAULT_QUEUES
 
@@ -122,3 +123,20 @@ def test_write_eda_figures_names_files_by_series_key(sample_path, tmp_path, fore
     assert all(p.read_bytes().startswith(PNG_MAGIC) for p in paths)
     single = eda.write_forecast_figure(*forecast_inputs, "Banking", tmp_path / "forecast_Banking.png")
     assert single.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_figures_of_another_frequency_say_its_unit():
+    """Hourly queues: every axis, title and difference is in hours, not months."""
+    index = pd.date_range("2024-03-01", periods=96, freq="h", name="period")
+    frame = pd.DataFrame({"Support": 50 + 10 * np.sin(np.arange(96) * 2 * np.pi / 24)}, index=index)
+    hourly = calendar_for("hourly", index[0])
+    (ax,) = eda.history_figure(frame, "Support", calendar=hourly).axes
+    assert ax.get_title() == "Support: hourly call volume"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("hour", "calls per hour")
+    axes = eda.distribution_figure(frame, "Support", calendar=hourly).axes
+    assert axes[2].get_title() == "Support hour-over-hour difference: density"
+    assert {a.get_xlabel() for a in axes[::2]} == {"calls per hour"}
+    assert {a.get_ylabel() for a in axes[1::2]} == {"observed (calls per hour)"}
+    forecast = pd.DataFrame({"mean": frame["Support"].to_numpy()[-24:]}, index=index[-24:])
+    (ax,) = eda.forecast_figure(frame["Support"].iloc[:-24], None, forecast, "Support", calendar=hourly).axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("hour", "calls per hour")
