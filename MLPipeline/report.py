@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from MLPipeline.artifacts import series_key
+from MLPipeline.calendars import calendar_for
 
 _METRICS = (("smape", "sMAPE %", 2), ("mase", "MASE", 3), ("mae", "MAE", 1), ("rmse", "RMSE", 1),
             ("mape", "MAPE %", 2), ("coverage_80", "cov 80%", 2), ("coverage_95", "cov 95%", 2), ("msis", "MSIS", 2))
@@ -25,14 +26,16 @@ def _fmt(value, digits: int) -> str:
 
 def render_report(manifest: dict, normality: dict, version: str, *, plots: bool = True) -> str:
     data, window, entries = manifest["data"], manifest["train_window"], manifest["series"]
+    calendar = calendar_for(manifest.get("frequency", "monthly"), window["start"])
+    units = f"{calendar.unit}s"
     with_x = [e["id"] for e in entries if e["uses_regressors"]]
     out = [
         f"# Training report — model {version}",
         "",
         f"Trained at {manifest['trained_at']} on `{data['source']}` ({data['n_series']} series, {data['layout']} "
         f"layout, {manifest['frequency']}, {window['start']}..{window['end']}; data sha256 "
-        f"`{data['data_sha256'][:12]}`). Each series held out its last {manifest['holdout_months']} months for "
-        "evaluation; the saved models are refitted on all its months. Regressors "
+        f"`{data['data_sha256'][:12]}`). Each series held out its last {manifest['holdout_months']} {units} for "
+        f"evaluation; the saved models are refitted on all its {units}. Regressors "
         f"({', '.join(manifest['regressors']) or 'none'}) used for: "
         f"{', '.join(with_x) if with_x else 'no series'}.",
         "",
@@ -46,8 +49,8 @@ def render_report(manifest: dict, normality: dict, version: str, *, plots: bool 
     out += [
         "## Holdout metrics",
         "",
-        "Fitted on the training split, forecast over the held-out months. MASE and MSIS are scaled by the "
-        "in-sample seasonal-naive MAE (m = 12). **Bold** marks the kind served for the series.",
+        f"Fitted on the training split, forecast over the held-out {units}. MASE and MSIS are scaled by the "
+        f"in-sample seasonal-naive MAE (m = {calendar.season}). **Bold** marks the kind served for the series.",
         "",
     ]
     rows = []
@@ -58,7 +61,7 @@ def render_report(manifest: dict, normality: dict, version: str, *, plots: bool 
     out += [_table(["series", "kind"] + [label for _, label, _ in _METRICS], rows), ""]
 
     out += ["## Why each kind was preferred", "",
-            "Chosen on a backtest inside the training split (the held-out months are not used).", ""]
+            f"Chosen on a backtest inside the training split (the held-out {units} are not used).", ""]
     out += [f"- **{_cell(e['id'])}**: {manifest['selection'][e['id']]['reason']}; "
             f"{manifest['selection'][e['id']]['regressor_reason']}" for e in entries]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,15 @@ def test_the_manifest_records_the_frequency_and_periods_as_timestamps(hourly_out
     assert first["holdout"] == {"start": "2024-03-25T00:00:00Z", "end": "2024-03-31T23:00:00Z", "periods": 168}
     # scored on its held-out week: an hourly GP on a clear daily shape is far better than a naive forecast
     assert manifest["metrics"]["queue 1"]["statespace"]["mase"] < 1.0
+
+
+def test_the_training_report_speaks_hours(hourly_output):
+    output, _ = hourly_output
+    manifest = json.loads((output / "manifest.json").read_text())
+    report = (output / manifest["run_dir"] / "report.md").read_text()
+    season = calendar_for("hourly").season  # what the holdout metrics were scaled by
+    assert "held out its last 168 hours" in report and f"seasonal-naive MAE (m = {season})" in report
+    assert not re.search(r"\bmonths?\b", report), "a unit of the report is still months"
 
 
 def test_the_saved_bundle_loads_on_an_hourly_calendar(hourly_output):
