@@ -439,6 +439,7 @@ def create_blueprint(tree: SpecTree) -> Blueprint:
         body=PredictRequest,
         responses={200: PredictResponse, **unavailable},
         tags=("predictions",),
+        download=Download("predictions"),
     )
     add_endpoint(
         bp,

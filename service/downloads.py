@@ -115,7 +115,8 @@ def nixtla(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str], l
     bounds = [(f"lo-{label}", f"lower_{label}") for label in labels]
     bounds += [(f"hi-{label}", f"upper_{label}") for label in labels]
     shaped = [
-        {"unique_id": row["domain"], "ds": period_start(row["month"]), "mean": row["mean"],
+        {"unique_id": row["domain"], "ds": period_start(row["month"] if "month" in row else row["period"]),
+         "mean": row["mean"],
          **{name: row.get(source) for name, source in bounds}}
         for row in rows
     ]
@@ -124,14 +125,16 @@ def nixtla(columns: list[str], rows: list[dict[str, Any]]) -> tuple[list[str], l
 
 def period_start(period: str) -> dt.date | dt.datetime | str:
     """A period as the timestamp statsforecast expects: a month is its first day; an ISO timestamp is
-    read as one; anything else stays text."""
+    read as one, in UTC without a zone (statsforecast's frames are naive, and a spreadsheet cell
+    cannot hold a zone); anything else stays text."""
     month = _MONTH.match(period)
     if month:
         return dt.date(int(month[1]), int(month[2]), 1)
     try:
-        return dt.datetime.fromisoformat(period)
+        moment = dt.datetime.fromisoformat(period)
     except ValueError:
         return period
+    return moment if moment.tzinfo is None else moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _csv_cell(value: Any) -> str:

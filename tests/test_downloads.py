@@ -67,6 +67,21 @@ def forecast_file(client, fmt: str, how: str, body=FORECAST, query: str = ""):
     return client.post(f"/forecast?format={fmt}&{query}", json=body)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_predict_download_equals_the_json_answer_for_many_queues(client, fmt):
+    """One month for every queue as a table; the nixtla shape has a row per queue for that month."""
+    body = {"month": "2022-03", "domains": list(DEFAULT_QUEUES)}
+    answer = post(client, "/predict", body).get_json()
+    table = read_table(client.post(f"/predict?format={fmt}", json=body), fmt)
+    assert list(table.columns) == list(pd.json_normalize(answer["predictions"]).columns)
+    assert_same(table, pd.json_normalize(answer["predictions"]), fmt)
+    shaped = read_table(client.post(f"/predict?format={fmt}&output=nixtla", json=body), fmt)
+    assert list(shaped["unique_id"]) == list(DEFAULT_QUEUES)
+    assert set(pd.to_datetime(shaped["ds"])) == {pd.Timestamp("2022-03-01")}
+    np.testing.assert_allclose(shaped["hi-95"], [r["upper_95"] for r in answer["predictions"]],
+                               rtol=0 if fmt == "csv" else XLSX_DIGITS, atol=0)
+
+
 @pytest.mark.parametrize("how", ["format", "accept"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_forecast_download_equals_the_json_answer(client, fmt, how):

@@ -8,6 +8,7 @@ and a monthly client's ``month`` gets a clear 422 from an hourly model.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -110,6 +111,24 @@ def test_forecast_24_hours_over_gunicorn_equals_the_saved_model(hourly_server, h
     assert all(r["lower_95"] >= 0 for r in rows)  # counts: bounds clipped at zero
     daytime, night = rows[12]["mean"], rows[3]["mean"]
     assert daytime > 2 * night  # the working day's shape carried into the forecast
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_hourly_forecast_downloads_in_statsforecasts_columns(hourly_server, fmt):
+    """ds is each hour's timestamp (UTC), as a statsforecast frame of hourly data has it."""
+    response = requests.post(f"{hourly_server.url}/forecast?format={fmt}&output=nixtla",
+                             json={"domain": "queue 1", "horizon": 24}, timeout=30)
+    assert response.status_code == 200, response.text
+    if fmt == "csv":
+        table = pd.read_csv(io.StringIO(response.text), parse_dates=["ds"])
+    else:
+        table = pd.read_excel(io.BytesIO(response.content), sheet_name=0)
+    assert list(table.columns[:3]) == ["unique_id", "ds", "mean"] and set(table["unique_id"]) == {"queue 1"}
+    ds = pd.to_datetime(table["ds"])
+    ds = ds.dt.tz_convert(None) if ds.dt.tz is not None else ds
+    assert list(ds) == list(pd.date_range("2024-04-01", periods=24, freq="h"))
+    served = requests.post(f"{hourly_server.url}/forecast", json={"domain": "queue 1", "horizon": 24}, timeout=30)
+    np.testing.assert_allclose(table["hi-95"], [r["upper_95"] for r in served.json()["forecast"]], rtol=1e-12)
 
 
 @pytest.mark.parametrize("body, status, code, field", [
