@@ -160,6 +160,11 @@ def _validate(model: type[BaseModel], data: Any) -> BaseModel:
         raise from_validation_error(exc) from None
 
 
+def _json_by_default() -> bool:
+    """Whether the Accept header leaves the answer JSON (absent, any type, or JSON itself)."""
+    return request.headers.get("Accept", "*/*").strip() in ("*/*", "application/json")
+
+
 def _as_json(result: Any) -> Any:
     """A view's dict (or (dict, status)) as a JSON response, exactly as Flask would render it.
 
@@ -201,10 +206,13 @@ def add_endpoint(
     def handler(**kwargs: Any) -> Any:
         if body is not None:
             kwargs["body"] = _validate(body, read_json_body())
-        asked = _validate(query, request.args.to_dict()) if query is not None else None
+        # A request that asks for no file (no query string, no table in Accept) is the plain JSON
+        # answer: /predict's hot path skips the query's validation and the Accept negotiation.
+        plain = download is not None and view_query is None and not request.args and _json_by_default()
+        asked = _validate(query, request.args.to_dict()) if query is not None and not plain else None
         if view_query is not None:
             kwargs["query"] = asked
-        if download is None:
+        if download is None or asked is None:
             return _as_json(view(**kwargs))
         chosen = downloads.choose_format(asked)  # before the work: a format we cannot write is refused first
         return _as_json(downloads.respond(view(**kwargs), download, asked, chosen))
