@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -252,6 +252,18 @@ def post_actuals(body: ActualsRequest):
     return ActualsResponse(stored=stored, actuals=items).model_dump()
 
 
+def _monthly_actuals_only() -> None:
+    """POST /actuals to a model of another frequency: one clear refusal, before its body is read
+    (a 'period' field would otherwise be refused as unknown, a 'month' stored where nothing scores it)."""
+    from service.api import REGISTRY_KEY
+
+    model = current_app.extensions[REGISTRY_KEY].current
+    if request.endpoint == "records.post_actuals" and model is not None and not model.calendar.monthly:
+        raise ApiError(422, "unsupported_frequency",
+                       f"this model is {model.calendar.frequency}: actuals are scored against the prediction log, "
+                       "which holds monthly models' predictions only")
+
+
 def _check_known(domains: list[str], prefix: str | None) -> None:
     """Actuals for a series the served model lacks are refused (a typo would never be scored);
     with no model loaded they are taken as given."""
@@ -282,6 +294,7 @@ def create_blueprint(tree) -> Blueprint:
 
     bp = Blueprint("records", __name__)
     unavailable = {503: ErrorResponse}
+    bp.before_request(_monthly_actuals_only)
     add_endpoint(bp, tree, "/predictions", list_predictions, query=PredictionsQuery,
                  responses={200: PredictionsPage, **unavailable}, tags=("prediction log",),
                  download=Download("predictions", tuple(LoggedPrediction.model_fields)))

@@ -113,6 +113,14 @@ def test_forecast_24_hours_over_gunicorn_equals_the_saved_model(hourly_server, h
     assert daytime > 2 * night  # the working day's shape carried into the forecast
 
 
+@pytest.mark.parametrize("item", [{"period": "2024-04-01T00:00:00Z"}, {"month": "2024-04"}])
+def test_actuals_for_an_hourly_model_are_refused_with_one_clear_error(hourly_server, item):
+    response = requests.post(f"{hourly_server.url}/actuals", json={"domain": "queue 1", "value": 3, **item}, timeout=30)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "unsupported_frequency", response.text
+    assert "hourly" in response.json()["error"]["message"]
+    assert requests.get(f"{hourly_server.url}/accuracy", timeout=30).json()["domains"] == []  # nothing stored
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_an_hourly_forecast_downloads_in_statsforecasts_columns(hourly_server, fmt):
     """ds is each hour's timestamp (UTC), as a statsforecast frame of hourly data has it."""
