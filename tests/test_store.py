@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -349,6 +350,7 @@ def test_a_checkpoint_leaves_the_log_fully_copied_when_requests_write_beside_it(
     all itself. The checkpoint finishes under the write gate: what was appended meanwhile is copied,
     and the next write starts the log again."""
     monkeypatch.setattr(store.predictions, "CHECKPOINT_EVERY_S", 3600)  # only the checkpoints called here
+    monkeypatch.setattr(store.predictions, "RESTART_FRAMES", 1)  # a log of a few frames counts as long
     log = PredictionLog(store.database_url(db_dir=tmp_path))
     batch = [prediction(month=f"20{10 + i // 12}-{i % 12 + 1:02d}") for i in range(100)]
     try:
@@ -372,6 +374,41 @@ def test_a_checkpoint_leaves_the_log_fully_copied_when_requests_write_beside_it(
         frames_after, _ = log.checkpoint()
         assert 0 < frames_after < frames, "the log did not start again after a complete checkpoint"
         assert count_rows(log) == 201
+    finally:
+        log.dispose()
+
+
+def test_a_short_log_is_checkpointed_without_the_write_gate(tmp_path, monkeypatch):
+    """The gated pass syncs to disk while writers wait: a log under RESTART_FRAMES does without it."""
+    monkeypatch.setattr(store.predictions, "CHECKPOINT_EVERY_S", 3600)
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    try:
+        log.record("req", "/predict", [prediction()])
+        gated = []
+        monkeypatch.setattr(log, "_writer", lambda: gated.append(True) or contextlib.nullcontext())
+        frames, copied = log.checkpoint()
+        assert 0 < frames < store.predictions.RESTART_FRAMES and copied == frames and not gated
+    finally:
+        log.dispose()
+
+
+def test_a_forked_child_writes_although_a_parent_thread_held_the_gate(tmp_path):
+    """A fork while the checkpoint thread holds the gate (or the engine lock) leaves the child its own."""
+    log = PredictionLog(store.database_url(db_dir=tmp_path))
+    try:
+        log.ensure_schema()
+        with log._gate, log._lock:  # as a parent thread would hold them at the moment of the fork
+            pid = os.fork()
+            if pid == 0:  # the child: no thread will ever release the parent's locks
+                signal.alarm(20)  # a child stuck on one ends (killed) instead of hanging the test
+                try:
+                    log.record("child", "/predict", [prediction()])
+                    os._exit(0)
+                except BaseException:
+                    os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert count_rows(log) == 1
     finally:
         log.dispose()
 

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 #: enough that the log stays far below SAFETY_CHECKPOINT_PAGES at the highest write rate seen (two
 #: workers logging 100-row requests on 2 cores: about 10,000 frames a second).
 CHECKPOINT_EVERY_S = 0.2
+#: SQLite: a checkpoint finishes under the write gate (so that the log starts again) once the log has
+#: this many frames (4 KiB pages: 4 MiB), far below SAFETY_CHECKPOINT_PAGES.
+RESTART_FRAMES = 1_000
 
 
 def _flock_until(file, deadline: float) -> None:
@@ -94,6 +98,14 @@ class PredictionLog:
         self._gate = threading.Lock()  # see _writer
         self._gate_file = None
         self._gate_pid: int | None = None
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (log := me()) is not None and log._after_fork())
+
+    def _after_fork(self) -> None:
+        """In a forked child: locks that a thread of the parent held at the fork (the checkpoint
+        thread takes the gate and the engine lock) would stay held for ever; the child has no threads."""
+        self._lock, self._gate = threading.Lock(), threading.Lock()
+        self._checkpointer, self._written = None, threading.Event()
 
     @functools.cached_property
     def backend(self) -> str:
@@ -275,11 +287,13 @@ class PredictionLog:
         a few frames: the next writer starts the log again.
         """
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            # Always: a pass counts the frames there were when it began, so "all copied" does not
-            # say that no writer appended since. With nothing left to copy the pass costs nothing.
-            with self._writer():
-                _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            # Not on "all copied": a pass counts the frames there were when it began, so that does not
+            # say no writer appended since. By the log's length instead: the gated pass syncs the
+            # files to disk while every writer waits, so a short log is left for a calmer moment.
+            if frames >= RESTART_FRAMES:
+                with self._writer():
+                    _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         return frames, copied
 
     def upsert_actuals(self, items: Iterable[Mapping[str, Any]]) -> int:
