@@ -20,7 +20,7 @@ import pandas as pd
 from MLPipeline import combination
 from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.intervals import check_levels, interval_columns
+from MLPipeline.intervals import SHORT_SERIES_WIDENING, check_levels, interval_columns, short_series_factor
 from MLPipeline.months import format_month, months_after, ordinal_index, ordinals_of
 from MLPipeline.smoothing import DampedETS, Theta
 
@@ -91,6 +91,10 @@ class Ensemble:
         Passed to every member (fits and simulated intervals are deterministic for a fixed seed).
     clip_negative : bool
         For a non-negative training series, clip lower interval bounds at 0.
+    widen_short : bool
+        With the default members, widen the intervals of a series too short for its calibration's
+        yearly origins by :data:`MLPipeline.intervals.SHORT_SERIES_WIDENING` (``False``: as fitted;
+        bench/short_series.py learns the factors from those).
 
     Attributes (after ``fit``)
     --------------------------
@@ -98,6 +102,8 @@ class Ensemble:
     combination_ : the rule's learned state (:func:`MLPipeline.combination.fit_rule`: weights, the
         member selected or dropped, or the share towards the lead), from training data only.
     regressors_ : the regressors the GP members use (the smoothing members ignore them).
+    short_origins_ : the calibration origins of a series that had fewer than it needs (its intervals are
+        widened), else None.
     y_, train_start_, train_end_ : the training series and its first and last month.
     kernel_, log_marginal_likelihood_, log_posterior_ : those of the first GP member.
 
@@ -110,13 +116,15 @@ class Ensemble:
     kind = "ensemble"
 
     def __init__(self, members: tuple[tuple[str, str | None, bool], ...] = MEMBERS, *, combine: str = "median",
-                 lead: int = 1, backtest_folds: int = 3, random_state: int = 0, clip_negative: bool = True):
+                 lead: int = 1, backtest_folds: int = 3, random_state: int = 0, clip_negative: bool = True,
+                 widen_short: bool = True):
         self.members = members
         self.combine = combine
         self.lead = lead
         self.backtest_folds = backtest_folds
         self.random_state = random_state
         self.clip_negative = clip_negative
+        self.widen_short = widen_short
 
     def fit(self, y: pd.Series, X: pd.DataFrame | None = None) -> Ensemble:
         """Fit every member to ``y`` (and ``X``, for those that use regressors). Returns self."""
@@ -140,6 +148,10 @@ class Ensemble:
         self.log_marginal_likelihood_ = getattr(lead, "log_marginal_likelihood_", None)
         self.log_posterior_ = getattr(lead, "log_posterior_", None)
         self._lead = lead
+        # The factors were learned for the default members, whose first is the calibrated level GP.
+        origins = self.members_[0].__dict__.get("calibration_", {}).get("origins", 0)
+        short = self.widen_short and tuple(self.members) == MEMBERS and origins in SHORT_SERIES_WIDENING
+        self.short_origins_ = int(origins) if short else None
         return self
 
     def _check_fitted(self) -> None:
@@ -180,7 +192,21 @@ class Ensemble:
         mixture_mean = np.tensordot(w, parts[:, :, 0], axes=1)
         second = np.tensordot(w, parts[:, :, 1] ** 2 + parts[:, :, 0] ** 2, axes=1)
         out[:, 1] = np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
+        origins = self.__dict__.get("short_origins_")  # models fitted before it existed: not widened
+        if origins is not None:
+            self._widen(out, levels, origins)
         return out
+
+    def _widen(self, out: np.ndarray, levels, origins: int) -> None:
+        """Scale the half-widths around the mean in place (and the std, as a 68% interval's)."""
+        mean = out[:, 0]
+        out[:, 1] *= short_series_factor(origins, 68.27)
+        floor = 0.0 if self.clip_negative and float(np.min(self.y_)) >= 0 else -np.inf
+        for i, lv in enumerate(levels):
+            factor = short_series_factor(origins, lv)
+            lower, upper = 2 + 2 * i, 3 + 2 * i
+            out[:, lower] = np.maximum(mean - factor * (mean - out[:, lower]), floor)
+            out[:, upper] = mean + factor * (out[:, upper] - mean)
 
     def sums_path(self) -> bool:
         """Whether a member sums monthly steps from the last observed value (a difference GP)."""
@@ -202,6 +228,7 @@ class Ensemble:
             "members": [m.describe() for m in self.members_],
             "combination": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                             for k, v in self.__dict__.get("combination_", {"rule": "median"}).items()},
+            "short_series_widening": self.__dict__.get("short_origins_"),
             "kernel": None if self.kernel_ is None else str(self.kernel_),
             "log_marginal_likelihood": self.log_marginal_likelihood_,
             "log_posterior": self.log_posterior_,

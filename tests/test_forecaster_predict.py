@@ -13,7 +13,7 @@ from scipy import stats
 
 from MLPipeline.ensemble import Ensemble
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.intervals import interval_columns
+from MLPipeline.intervals import interval_columns, short_series_factor
 
 N = 40  # long enough for one calibration origin, short enough to fit quickly
 LEVELS = (80, 95)
@@ -106,6 +106,13 @@ def reference_ensemble(model, months, X) -> np.ndarray:
     mixture_mean = np.mean([p[:, 0] for p in parts], axis=0)
     second = np.mean([p[:, 1] ** 2 + p[:, 0] ** 2 for p in parts], axis=0)
     out[:, 1] = np.sqrt(np.maximum(second - mixture_mean**2, 0.0))
+    if model.short_origins_ is not None:  # a series too short for its calibration's origins
+        origins = model.short_origins_
+        out[:, 1] *= short_series_factor(origins, 68.27)
+        for i, level in enumerate(LEVELS):
+            factor = short_series_factor(origins, level)
+            out[:, 2 + 2 * i] = np.maximum(out[:, 0] - factor * (out[:, 0] - out[:, 2 + 2 * i]), 0.0)
+            out[:, 3 + 2 * i] = out[:, 0] + factor * (out[:, 3 + 2 * i] - out[:, 0])
     return out
 
 
