@@ -20,7 +20,13 @@ import pandas as pd
 from MLPipeline import combination
 from MLPipeline.config import MIN_MONTHS, SEASON_LENGTH
 from MLPipeline.forecaster import GPForecaster
-from MLPipeline.intervals import SHORT_SERIES_WIDENING, check_levels, interval_columns, short_series_factor
+from MLPipeline.intervals import (
+    SHORT_SERIES_WIDENING,
+    check_levels,
+    interval_columns,
+    short_series_factor,
+    widen_interval,
+)
 from MLPipeline.months import format_month, months_after, ordinal_index, ordinals_of
 from MLPipeline.smoothing import DampedETS, Theta
 
@@ -149,9 +155,10 @@ class Ensemble:
         self.log_posterior_ = getattr(lead, "log_posterior_", None)
         self._lead = lead
         # The factors were learned for the default members, whose first is the calibrated level GP.
-        origins = self.members_[0].__dict__.get("calibration_", {}).get("origins", 0)
-        short = self.widen_short and tuple(self.members) == MEMBERS and origins in SHORT_SERIES_WIDENING
-        self.short_origins_ = int(origins) if short else None
+        self.short_origins_ = None
+        if self.widen_short and tuple(self.members) == MEMBERS:
+            origins = self.members_[0].calibration_.get("origins", 0)
+            self.short_origins_ = int(origins) if origins in SHORT_SERIES_WIDENING else None
         return self
 
     def _check_fitted(self) -> None:
@@ -199,14 +206,12 @@ class Ensemble:
 
     def _widen(self, out: np.ndarray, levels, origins: int) -> None:
         """Scale the half-widths around the mean in place (and the std, as a 68% interval's)."""
-        mean = out[:, 0]
         out[:, 1] *= short_series_factor(origins, 68.27)
-        floor = 0.0 if self.clip_negative and float(np.min(self.y_)) >= 0 else -np.inf
+        floor = 0.0 if self.clip_negative and self._lead.nonnegative_ else -np.inf
         for i, lv in enumerate(levels):
-            factor = short_series_factor(origins, lv)
             lower, upper = 2 + 2 * i, 3 + 2 * i
-            out[:, lower] = np.maximum(mean - factor * (mean - out[:, lower]), floor)
-            out[:, upper] = mean + factor * (out[:, upper] - mean)
+            out[:, lower], out[:, upper] = widen_interval(out[:, 0], out[:, lower], out[:, upper],
+                                                          short_series_factor(origins, lv), floor)
 
     def sums_path(self) -> bool:
         """Whether a member sums monthly steps from the last observed value (a difference GP)."""

@@ -73,3 +73,9 @@ def short_series_factor(origins: int, level: float) -> float:
     """The widening of a ``level`` % interval for a series whose calibration had ``origins`` origins."""
     factors = SHORT_SERIES_WIDENING.get(int(origins))
     return 1.0 if factors is None else float(np.interp(level, SHORT_SERIES_LEVELS, factors))
+
+
+def widen_interval(mean, lower, upper, factor: float, floor: float = -np.inf):
+    """``lower`` and ``upper`` with their distances from ``mean`` scaled by ``factor``; lower bounds not
+    below ``floor`` (0 for counts)."""
+    return np.maximum(mean - factor * (mean - lower), floor), mean + factor * (upper - mean)

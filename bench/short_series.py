@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from MLPipeline.evaluation import coverage, msis  # noqa: E402
-from MLPipeline.intervals import SHORT_SERIES_LEVELS  # noqa: E402
+from MLPipeline.intervals import SHORT_SERIES_LEVELS, widen_interval  # noqa: E402
 
 HORIZON = 18
 SHORTEST, LONGEST = 30, 47  # training lengths: none, then one calibration origin
@@ -86,11 +86,10 @@ def widened(result: dict, table: dict) -> dict:
     fc = dict(result["forecast"])
     if factors is None:
         return fc
-    mean = fc["mean"]
     for lv, factor in zip(SHORT_SERIES_LEVELS, factors, strict=True):
         label = f"{lv:g}"
-        fc[f"lower_{label}"] = np.maximum(mean - factor * (mean - fc[f"lower_{label}"]), 0.0)
-        fc[f"upper_{label}"] = mean + factor * (fc[f"upper_{label}"] - mean)
+        fc[f"lower_{label}"], fc[f"upper_{label}"] = widen_interval(
+            fc["mean"], fc[f"lower_{label}"], fc[f"upper_{label}"], factor, floor=0.0)  # M3's volumes are positive
     return fc
 
 

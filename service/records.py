@@ -257,8 +257,10 @@ def _monthly_actuals_only() -> None:
     (a 'period' field would otherwise be refused as unknown, a 'month' stored where nothing scores it)."""
     from service.api import REGISTRY_KEY
 
+    if request.endpoint != "records.post_actuals":
+        return
     model = current_app.extensions[REGISTRY_KEY].current
-    if request.endpoint == "records.post_actuals" and model is not None and not model.calendar.monthly:
+    if model is not None and not model.calendar.monthly:
         raise ApiError(422, "unsupported_frequency",
                        f"this model is {model.calendar.frequency}: actuals are scored against the prediction log, "
                        "which holds monthly models' predictions only")

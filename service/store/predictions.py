@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 #: SQLite: a background thread per worker moves the write-ahead log into the database file this
 #: often (when something was written), so no request waits for a checkpoint and its fsync. Often
-#: enough that the log stays far below SAFETY_CHECKPOINT_PAGES at the highest write rate seen (two
-#: workers logging 100-row requests on 2 cores: about 10,000 frames a second).
+#: enough that the log stays far below SAFETY_CHECKPOINT_PAGES at the highest write rate measured
+#: (bench/scale.py's 100-queue cell; docs/benchmarks.md).
 CHECKPOINT_EVERY_S = 0.2
 #: SQLite: a checkpoint finishes under the write gate (so that the log starts again) once the log has
 #: this many frames (4 KiB pages: 4 MiB), far below SAFETY_CHECKPOINT_PAGES.
@@ -281,8 +281,8 @@ class PredictionLog:
 
         SQLite starts the log again from its beginning only when a writer finds every frame copied.
         Under steady writes a pass beside the writers never leaves it so (they append behind it): the
-        log grew to SAFETY_CHECKPOINT_PAGES, and the writer that crossed it copied 40 MB itself
-        (30-50 ms, every other writer queued behind the gate). So the bulk is copied beside the
+        log grew to SAFETY_CHECKPOINT_PAGES, and the writer that crossed it copied all of it itself,
+        with every other writer queued behind the gate. So the bulk is copied beside the
         writers (PASSIVE never blocks them), then what they appended meanwhile under the write gate,
         a few frames: the next writer starts the log again.
         """
