@@ -1,5 +1,8 @@
 """Actuals recorded in the prediction log (``POST /actuals``), merged into a training panel.
 
+Periods are the data's: the log's actuals of the panel's frequency are read, on its calendar (a month,
+an hour, ...); "month" below stands for whatever period that is.
+
 The log is the service's database: ``DATABASE_URL`` when set, else the SQLite file the service
 uses by default (``$PREDICTION_DB_DIR`` or ``var/`` beside the model directory). Only its
 ``actuals`` table is read, never written.
@@ -21,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from MLPipeline.calendars import Calendar
 from MLPipeline.config import MAX_VOLUME
 from MLPipeline.data import DataError
-from MLPipeline.months import format_ordinal, month_ordinal, parse_month
+from MLPipeline.frequency import format_period
 from MLPipeline.panel import Panel, Series
 
 #: Relative difference under which a logged value equals the data's (float round trips through a database).
@@ -33,7 +37,7 @@ SAME_VALUE_TOLERANCE = 1e-9
 @dataclass(frozen=True)
 class Actual:
     domain: str
-    month: int  # month ordinal
+    month: int  # period ordinal on the data's calendar
     value: float
 
 
@@ -66,8 +70,9 @@ def prediction_log_url(output_dir: str | Path) -> str:
     return database_url(None, None, output_dir)
 
 
-def read_actuals(url: str) -> list[Actual]:
-    """Every row of the log's actuals table at ``url``. Raises DataError when the log cannot be read."""
+def read_actuals(url: str, calendar: Calendar | None = None) -> list[Actual]:
+    """Every row of the log's actuals table at ``url`` of ``calendar``'s frequency (monthly by default),
+    on that calendar. Raises DataError when the log cannot be read or a row is unusable."""
     import sqlalchemy as sa
 
     from service.store.connection import create_engine
@@ -77,31 +82,39 @@ def read_actuals(url: str) -> list[Actual]:
     if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).is_file():
         raise DataError(f"--actuals: no prediction log at {parsed.database} (set DATABASE_URL or "
                         "PREDICTION_DB_DIR to the service's)")
+    calendar = calendar or Calendar()
     engine = create_engine(url)
+    query = sa.select(actuals.c.domain, actuals.c.period, actuals.c.value).where(
+        actuals.c.frequency == calendar.frequency)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.select(actuals.c.domain, actuals.c.month, actuals.c.value)).all()
+            rows = conn.execute(query).all()
     except sa.exc.SQLAlchemyError as exc:
         raise DataError(f"--actuals: cannot read the actuals table of {public_url(url)}: "
                         f"{type(exc.orig or exc).__name__}") from None
     finally:
         engine.dispose()
     found = []
-    for domain, month, value in rows:
-        where = f"prediction log actuals row (domain {domain!r}, month {month:%Y-%m})"
+    for domain, period, value in rows:
+        where = f"prediction log actuals row (domain {domain!r}, {calendar.field} {format_period(calendar.frequency, period)})"
         if value is None or not math.isfinite(value):
             raise DataError(f"{where}: value {value} is not a finite number; correct it with POST /actuals")
         if value < 0:
             raise DataError(f"{where}: value {value:g} is negative; correct it with POST /actuals")
         if value > MAX_VOLUME:
             raise DataError(f"{where}: value {value:g} is above {MAX_VOLUME:g}; correct it with POST /actuals")
-        found.append(Actual(str(domain), month_ordinal(parse_month(str(month)[:7])), float(value)))
+        try:
+            ordinal = int(calendar.ordinals([period])[0])
+        except ValueError as exc:  # another phase: e.g. days logged at 00:00 UTC, data at 23:00 UTC
+            raise DataError(f"{where}: not a period of the data ({exc}); correct it with POST /actuals") from None
+        found.append(Actual(str(domain), ordinal, float(value)))
     return found
 
 
 def merge_actuals(panel: Panel, logged: list[Actual], source: str = "") -> tuple[Panel, MergeReport]:
     """``panel`` with the logged months appended (see the module docstring), and what was done."""
     report = MergeReport(source, rows=len(logged))
+    format_ordinal = panel.calendar.label
     by_series: dict[str, dict[int, float]] = {}
     for row in logged:
         if row.domain not in panel:

@@ -36,6 +36,11 @@ UNITS: dict[str, str] = {"monthly": "month", "weekly": "week", "daily": "day", "
                          "half-hourly": "half-hour"}
 
 
+def period_field(frequency: str) -> str:
+    """What the API calls a period of ``frequency``: ``month`` for months, as it always has; ``period`` otherwise."""
+    return "month" if frequency == "monthly" else "period"
+
+
 class Calendar:
     """Ordinals, labels and timestamps of one frequency (and, for fixed steps, one phase).
 
@@ -53,7 +58,7 @@ class Calendar:
         self.phase = 0 if self.monthly else int(phase) % self.step
         self.unit = UNITS[frequency]
         #: name of the period field in the API's requests and responses
-        self.field = "month" if self.monthly else "period"
+        self.field = period_field(frequency)
         self.periods = seasonal_periods(frequency)
         #: the shortest seasonal period in whole steps: the seasonal-naive lag and the MASE scale
         self.season = round(min(self.periods))

@@ -362,12 +362,11 @@ def run(cfg: RunConfig) -> dict:
     for sid, why in panel.skipped.items():
         log.warning("%s: left out: %s", sid, why)
     merge = None
-    if cfg.actuals_url and not panel.calendar.monthly:
-        raise DataError(f"--actuals merges monthly prediction logs; this data is {panel.frequency}")
     if cfg.actuals_url:
         with timed_step(log, "actuals"):
-            panel, merge = merge_actuals(panel, read_actuals(cfg.actuals_url), public_url(cfg.actuals_url))
-        log.info("actuals: %d row(s) in the log; %d month(s) appended to %d series; %d disagreement(s) with the "
+            logged = read_actuals(cfg.actuals_url, panel.calendar)
+            panel, merge = merge_actuals(panel, logged, public_url(cfg.actuals_url))
+        log.info("actuals: %d row(s) in the log; %d period(s) appended to %d series; %d disagreement(s) with the "
                  "data (the data's values kept); %d row(s) not used", merge.rows,
                  sum(map(len, merge.appended.values())), len(merge.appended), len(merge.disagreements),
                  len(merge.unused))

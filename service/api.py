@@ -250,9 +250,8 @@ def _record(endpoint: str, rows: list[dict[str, Any]], model) -> None:
     from service import metrics
 
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
-    # The log's period column holds months: other frequencies' answers are counted, not logged.
-    if log is not None and model.calendar.monthly:
-        log.record(request_id(), endpoint, rows, model.regressors)
+    if log is not None:
+        log.record(request_id(), endpoint, rows, model.regressors, model.calendar.frequency)
     metrics.count_predictions(rows, model.metric_series)
 
 

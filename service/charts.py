@@ -123,8 +123,8 @@ def domain_figure(
     return fig
 
 
-def _months(index: pd.DatetimeIndex, field: str = "month") -> list[str]:
-    """Periods as the API writes them: YYYY-MM for months, ISO 8601 UTC otherwise."""
+def _months(index, field: str = "month") -> list[str]:
+    """Periods (timestamps) as the API writes them: YYYY-MM for months, ISO 8601 UTC otherwise."""
     return [stamp.strftime("%Y-%m" if field == "month" else ISO_FORMAT) for stamp in index]
 
 
@@ -155,7 +155,7 @@ def chart_data(inputs: ChartInputs, markers: Sequence[Marker], levels: Sequence[
             **{name: [float(row[name]) for row in inputs.forecast] for name in ("mean", *bounds)},
         },
         "actuals": {
-            "month": [m.month.strftime("%Y-%m") for m in markers],
+            "month": _months([m.month for m in markers], inputs.field),
             "value": [float(m.value) for m in markers],
             "anomaly": [bool(m.anomaly) for m in markers],
         },

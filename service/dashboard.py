@@ -35,8 +35,8 @@ import pandas as pd
 from flask import Blueprint, current_app, render_template, request
 
 from MLPipeline.artifacts import series_key
+from MLPipeline.calendars import period_field
 from MLPipeline.config import DEFAULT_LEVELS, SEASON_LENGTH
-from MLPipeline.months import parse_month
 from service import charts, inference
 from service.api import PREDICTION_LOG_KEY, REGISTRY_KEY
 from service.drift import drift_reasons
@@ -97,11 +97,11 @@ class LiveLog:
     latest: list[dict[str, Any]] = field(default_factory=list)
     accuracy: list[dict[str, Any]] = field(default_factory=list)
     latest_version: str | None = None
-    checked: list[dict[str, Any]] = field(default_factory=list)  # every actual checked, by domain/month
+    checked: list[dict[str, Any]] = field(default_factory=list)  # every actual checked, by domain/period
 
     def markers(self, series_id: str) -> list[charts.Marker]:
         return [
-            charts.Marker(parse_month(c["month"]), c["value"], c["anomaly"]) for c in self.checked
+            charts.Marker(c["stamp"], c["value"], c["anomaly"]) for c in self.checked
             if c["domain"] == series_id
         ]
 
@@ -114,58 +114,72 @@ class LiveLog:
         return [c for c in self.checked if c["anomaly"]]
 
 
-def _newest_logged(log, domain: str, months: list[str]) -> dict[str, dict[str, Any]]:
-    """month -> the newest logged prediction for it that carries a 95% interval."""
+def _newest_logged(log, domain: str, labels: list[str], frequency: str) -> dict[str, dict[str, Any]]:
+    """period label -> the newest logged prediction for it that carries a 95% interval."""
     from service.store import MAX_PAGE
+    from service.store.rows import period_value
 
-    rows, _ = log.predictions(domain=domain, month_from=min(months), month_to=max(months), limit=MAX_PAGE)
+    field = period_field(frequency)
+    rows, _ = log.predictions(domain=domain, period_from=period_value(min(labels), frequency),
+                              period_to=period_value(max(labels), frequency), limit=MAX_PAGE)
     newest: dict[str, dict[str, Any]] = {}
+    wanted = set(labels)
     for row in rows:  # newest first
-        if row.get("lower_95") is not None and row["month"] in months:
-            newest.setdefault(row["month"], row)
+        if row.get("lower_95") is not None and row.get(field) in wanted:
+            newest.setdefault(row[field], row)
     return newest
 
 
 def check_actuals(model, log, actuals: list[dict[str, Any]], series_ids) -> list[dict[str, Any]]:
-    """Each actual of the given series inside its served range, against a logged or the model's 95% interval."""
-    from MLPipeline.months import month_ordinal
+    """Each actual of the given series inside its served range, against a logged or the model's 95% interval.
 
+    ``actuals`` are the log's for the model's frequency (``PredictionLog.actuals``), periods named as
+    the API names them; each checked one carries its label under that name and its ``stamp``.
+    """
+    calendar = model.calendar
+    key = calendar.field
     checked = []
     for domain in series_ids:
         info = model.series[domain].info
-        mine = [
-            a for a in actuals
-            if a["domain"] == domain and info.first < month_ordinal(parse_month(a["month"])) <= model.series[domain].last_served
-        ]
+        mine = []
+        for a in actuals:
+            if a["domain"] != domain:
+                continue
+            ordinal = calendar.ordinal(a[key])
+            if info.first < ordinal <= model.series[domain].last_served:
+                mine.append({**a, "ordinal": ordinal})
         if not mine:
             continue
-        logged = _newest_logged(log, domain, [a["month"] for a in mine])
-        unlogged = [a for a in mine if a["month"] not in logged]
+        logged = _newest_logged(log, domain, [a[key] for a in mine], calendar.frequency)
+        unlogged = [a for a in mine if a[key] not in logged]
         scored: dict[str, dict[str, Any]] = {}
         if unlogged:
-            observations = [SimpleNamespace(month=a["month"], value=a["value"], regressors={}) for a in unlogged]
+            observations = [SimpleNamespace(at=(key, a[key]), value=a["value"], regressors={}) for a in unlogged]
             try:
                 kind, rows, _ = inference.anomalies(model, domain, observations, level=ANOMALY_LEVEL)
-            except ApiError as exc:  # the model cannot score these months: leave them unchecked
+            except ApiError as exc:  # the model cannot score these periods: leave them unchecked
                 logger.warning("dashboard: actuals for %s not checked: %s", domain, exc.message)
                 rows = []
             for row in rows:
-                scored[row["month"]] = {**row, "against": f"served model ({kind})"}
-        for a in mine:
+                scored[row[key]] = {**row, "against": f"served model ({kind})"}
+        stamps = calendar.index([a["ordinal"] for a in mine])
+        for a, stamp in zip(mine, stamps, strict=True):
             value = float(a["value"])
-            if a["month"] not in logged and a["month"] not in scored:
+            label = a[key]
+            if label not in logged and label not in scored:
                 continue
-            if a["month"] in logged:
-                row = logged[a["month"]]
+            if label in logged:
+                row = logged[label]
                 lower, upper, mean = row["lower_95"], row["upper_95"], row["mean"]
                 against = f"logged prediction {row['request_id'][:12]} ({row['model_version']})"
             else:
-                row = scored[a["month"]]
+                row = scored[label]
                 lower, upper, mean, against = row["lower"], row["upper"], row["mean"], row["against"]
             checked.append(
                 {
                     "domain": domain,
-                    "month": a["month"],
+                    key: label,
+                    "stamp": stamp,
                     "value": value,
                     "mean": mean,
                     "lower": lower,
@@ -183,9 +197,6 @@ def live_log(model, series_ids) -> LiveLog:
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
     if log is None:
         return LiveLog()
-    if not model.calendar.monthly:
-        return LiveLog(problem=f"the prediction log holds monthly models' predictions; this model is "
-                               f"{model.calendar.frequency}")
     from service.store import PredictionLogUnavailable
 
     live = LiveLog(enabled=True)
@@ -199,7 +210,8 @@ def live_log(model, series_ids) -> LiveLog:
             served = model.series.get(d["domain"])
             holdout = (metrics.get(d["domain"]) or {}).get(served.info.preferred) or {} if served else {}
             d["drift"] = drift_reasons(d["latest_version"], holdout)
-        live.checked = check_actuals(model, log, log.actuals(), series_ids) if series_ids else []
+        live.checked = (check_actuals(model, log, log.actuals(model.calendar.frequency), series_ids)
+                        if series_ids else [])
     except PredictionLogUnavailable as exc:
         live.problem = str(exc)
     return live
@@ -309,12 +321,13 @@ def series_markers(model, domain: str) -> list[charts.Marker]:
     """The series' checked actuals for its chart; none when there is no log or it cannot be read
     (the page says why; a chart without markers is still worth drawing)."""
     log = current_app.extensions.get(PREDICTION_LOG_KEY)
-    if log is None or not model.calendar.monthly:
+    if log is None:
         return []
     from service.store import PredictionLogUnavailable
 
     try:
-        return LiveLog(checked=check_actuals(model, log, log.actuals(), [domain])).markers(domain)
+        actuals = log.actuals(model.calendar.frequency)
+        return LiveLog(checked=check_actuals(model, log, actuals, [domain])).markers(domain)
     except PredictionLogUnavailable as exc:
         logger.warning("dashboard: actuals for %s not drawn: %s", domain, exc)
         return []

@@ -80,7 +80,7 @@ def _at(item: Any) -> tuple[str, str]:
     return at if at is not None else ("month", item.month)
 
 
-def _periods(model, items: Sequence[Any], prefix: str | None) -> tuple[np.ndarray, list[str], list[str]]:
+def periods_of(model, items: Sequence[Any], prefix: str | None) -> tuple[np.ndarray, list[str], list[str]]:
     """(ordinals, their labels for the rows, the field each item gave)."""
     calendar = model.calendar
     ordinals = np.empty(len(items), dtype=np.int64)
@@ -237,7 +237,7 @@ def _predict(model, instances, *, domains, levels, kind, prefix) -> tuple[list[d
     for i, inst in enumerate(instances):
         check_regressors(model, inst.regressors, _field(prefix, i, "").rstrip(".") if prefix else None)
     series_ids = _series_list(model, domains, len(instances))
-    ordinals, month_strings, fields = _periods(model, instances, prefix)
+    ordinals, month_strings, fields = periods_of(model, instances, prefix)
     given = _given(model, instances)
     per_series, filled, unused, paths = [], [], [], []
     for sid in series_ids:
@@ -314,7 +314,7 @@ def anomalies(model, domain: str, observations: Sequence[Any], *, level: float =
         check_regressors(model, obs.regressors, f"observations[{i}]")
     chosen = model.kind_for(sid, kind)
     _kind_available(model, sid, chosen, "kind")
-    ordinals, month_strings, fields = _periods(model, observations, "observations")
+    ordinals, month_strings, fields = periods_of(model, observations, "observations")
     _check_range(model, sid, chosen, ordinals, "observations", fields)
     x, what = _filled(model, sid, ordinals, _given(model, observations))
     s = model.series[sid]

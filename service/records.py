@@ -10,19 +10,30 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
 
 from service.errors import ApiError
-from service.schemas import Domain, DownloadQuery, Month, invalid, one_of_forms
+from service.schemas import (
+    AtPeriod,
+    Domain,
+    DownloadQuery,
+    Month,
+    Period,
+    given,
+    invalid,
+    one_of_forms,
+    one_period,
+)
 from service.store import CURSOR_PATTERN, MAX_CURSOR, as_utc
 
 MAX_ACTUALS = 1000  # items in one POST /actuals
@@ -47,8 +58,8 @@ TIMESTAMP_PATTERN = (
 INTEGER_PATTERN = r"^\d{1,9}$"
 
 
-def _timestamp(value: Any) -> dt.datetime:
-    """created_since as an aware UTC datetime, or a 422 naming the field (never a 500)."""
+def _timestamp(value: Any, info: ValidationInfo) -> dt.datetime:
+    """A query's timestamp as an aware UTC datetime, or a 422 naming the field (never a 500)."""
     text = value if isinstance(value, str) else ""
     try:
         if not re.fullmatch(TIMESTAMP_PATTERN, text):
@@ -58,7 +69,7 @@ def _timestamp(value: Any) -> dt.datetime:
         raise invalid(
             "invalid_value",
             f"not a usable timestamp {value!r}: use ISO 8601, e.g. 2024-05-01T12:00:00Z ({exc})",
-            "created_since",
+            info.field_name,
         ) from None
 
 
@@ -83,8 +94,11 @@ class PredictionsQuery(DownloadQuery):
     model_config = _QUERY
 
     domain: Domain | None = None
-    month_from: Month | None = Field(None, description="first month, inclusive")
-    month_to: Month | None = Field(None, description="last month, inclusive")
+    month_from: Month | None = Field(None, description="first month, inclusive (every period inside it)")
+    month_to: Month | None = Field(None, description="last month, inclusive (every period inside it)")
+    period_from: Timestamp | None = Field(None, description="ISO 8601; periods starting at or after it "
+                                          "(no zone = UTC)")
+    period_to: Timestamp | None = Field(None, description="ISO 8601; periods starting at or before it")
     created_since: Timestamp | None = Field(
         None, description="ISO 8601 timestamp; rows logged at or after it (no zone = UTC)"
     )
@@ -96,45 +110,51 @@ class PredictionsQuery(DownloadQuery):
     cursor: Cursor | None = Field(None, description="next_cursor from the previous page")
 
 
-class Actual(BaseModel):
+class Actual(AtPeriod):
+    """One observed value: ``month`` for a monthly model, ``period`` (ISO 8601) for any frequency."""
+
     model_config = _BODY
 
-    month: Month
     domain: Domain
     value: Volume
 
 
 class ActualsRequest(BaseModel):
-    """One observation inline (month, domain, value) or a batch in ``actuals``."""
+    """One observation inline (month or period, domain, value) or a batch in ``actuals``."""
 
     # The one-of rule below (_one_form), stated in the schema too.
     model_config = ConfigDict(
         strict=True,
         extra="forbid",
         json_schema_extra={
-            **one_of_forms(("month", "domain", "value"), (), "actuals"),
+            "oneOf": [*one_of_forms(("month", "domain", "value"), ("period",), "actuals")["oneOf"],
+                      {"allOf": [given(name) for name in ("period", "domain", "value")],
+                       "not": {"anyOf": [given("actuals"), given("month")]}}],
             "examples": [{"month": "2021-03", "domain": "Banking", "value": 1310},
-                         {"actuals": [{"month": "2021-01", "domain": "Healthcare", "value": 21000}]}],
+                         {"actuals": [{"month": "2021-01", "domain": "Healthcare", "value": 21000}]},
+                         {"period": "2021-03-28T14:00:00Z", "domain": "Banking", "value": 52}],
         },
     )
 
     month: Month | None = None
+    period: Period | None = None
     domain: Domain | None = None
     value: Volume | None = None
     actuals: Annotated[list[Actual], Field(min_length=1, max_length=MAX_ACTUALS)] | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> ActualsRequest:
-        inline = (self.month, self.domain, self.value)
+        inline = (self.month, self.period, self.domain, self.value)
         if self.actuals is not None:
             if any(v is not None for v in inline):
                 raise invalid(
                     "conflicting_fields",
-                    "give either 'actuals' or month/domain/value at the top level, not both",
+                    "give either 'actuals' or month (or period)/domain/value at the top level, not both",
                     "actuals",
                 )
             return self
-        for name, v in zip(("month", "domain", "value"), inline, strict=True):
+        one_period(self)
+        for name, v in zip(("domain", "value"), inline[2:], strict=True):
             if v is None:
                 raise invalid("missing_field", f"'{name}' is required (or give 'actuals')", name)
         return self
@@ -142,7 +162,7 @@ class ActualsRequest(BaseModel):
     def items(self) -> list[Actual]:
         if self.actuals is not None:
             return self.actuals
-        return [Actual(month=self.month, domain=self.domain, value=self.value)]
+        return [Actual(month=self.month, period=self.period, domain=self.domain, value=self.value)]
 
 
 class AccuracyQuery(BaseModel):
@@ -162,7 +182,8 @@ class LoggedPrediction(BaseModel):
     created_at: str
     endpoint: str
     domain: str
-    month: str
+    month: str | None = Field(None, description="YYYY-MM (a monthly model's row)")
+    period: str | None = Field(None, description="ISO 8601 UTC (a row of a model of another frequency)")
     model_version: str
     kind: str
     mean: float
@@ -184,16 +205,16 @@ class PredictionsPage(BaseModel):
 class ActualsResponse(BaseModel):
     model_config = _RESPONSE
 
-    stored: int = Field(description="(month, domain) pairs inserted or replaced")
+    stored: int = Field(description="(period, domain) pairs inserted or replaced")
     actuals: list[Actual]
 
 
 class AccuracyFigures(BaseModel):
     model_config = _RESPONSE
 
-    count: int = Field(description="logged predictions whose month has an actual")
+    count: int = Field(description="logged predictions whose period has an actual")
     mae: float | None
-    mape: float | None = Field(description="percent; months with an actual of 0 are skipped")
+    mape: float | None = Field(description="percent; periods with an actual of 0 are skipped")
     coverage_95: float | None = Field(description="share of actuals inside the 95% interval")
 
 
@@ -222,7 +243,7 @@ def _store():
 
 
 def list_predictions(query: PredictionsQuery):
-    """Logged predictions, newest first; filter by domain, month range and created-since.
+    """Logged predictions, newest first; filter by domain, month or period range and created-since.
 
     Pages hold at most ``limit`` rows (1..1000, default 100); pass ``next_cursor`` back as
     ``cursor`` for the next page (null on the last page).
@@ -232,38 +253,52 @@ def list_predictions(query: PredictionsQuery):
             domain=query.domain,
             month_from=query.month_from,
             month_to=query.month_to,
+            period_from=query.period_from,
+            period_to=query.period_to,
             created_since=query.created_since,
             limit=query.limit,
             cursor=query.cursor,
         )
     except ValueError as exc:  # only the cursor can still be wrong here
         raise ApiError(422, "invalid_cursor", str(exc), "cursor") from None
-    return PredictionsPage(predictions=rows, next_cursor=next_cursor).model_dump()
+    # A row names its period once: month (monthly) or period, never the other as null.
+    return PredictionsPage(predictions=rows, next_cursor=next_cursor).model_dump(exclude_unset=True)
 
 
 def post_actuals(body: ActualsRequest):
-    """Record observed volumes: one (month, domain, value) or up to 1,000 in ``actuals``.
+    """Record observed values: one (month or period, domain, value) or up to 1,000 in ``actuals``.
 
-    A second value for the same month and domain replaces the first.
+    Periods are the served model's (``month`` for a monthly model, ``period`` for any); a second
+    value for the same period and domain replaces the first.
     """
     items = body.items()
-    _check_known([item.domain for item in items], "actuals" if body.actuals is not None else None)
-    stored = _store().upsert_actuals(item.model_dump() for item in items)
-    return ActualsResponse(stored=stored, actuals=items).model_dump()
+    prefix = "actuals" if body.actuals is not None else None
+    _check_known([item.domain for item in items], prefix)
+    frequency, periods = _actual_periods(items, prefix)
+    stored = _store().upsert_actuals(
+        ({"period": period, "domain": item.domain, "value": item.value} for period, item in zip(periods, items,
+                                                                                                 strict=True)),
+        frequency)
+    return ActualsResponse(stored=stored, actuals=items).model_dump(exclude_none=True)
 
 
-def _monthly_actuals_only() -> None:
-    """POST /actuals to a model of another frequency: one clear refusal, before its body is read
-    (a 'period' field would otherwise be refused as unknown, a 'month' stored where nothing scores it)."""
+def _actual_periods(items: list[Actual], prefix: str | None) -> tuple[str, list[str]]:
+    """(frequency, each item's period label) on the served model's calendar, or a 422 naming the item.
+
+    With no model loaded, months are taken as given (monthly); a period needs the model's calendar to
+    say which instants are periods, so it waits for one (503).
+    """
     from service.api import REGISTRY_KEY
+    from service.inference import periods_of
 
-    if request.endpoint != "records.post_actuals":
-        return
     model = current_app.extensions[REGISTRY_KEY].current
-    if model is not None and not model.calendar.monthly:
-        raise ApiError(422, "unsupported_frequency",
-                       f"this model is {model.calendar.frequency}: actuals are scored against the prediction log, "
-                       "which holds monthly models' predictions only")
+    if model is not None:
+        return model.calendar.frequency, periods_of(model, items, prefix)[1]
+    for i, item in enumerate(items):
+        if item.month is None:
+            raise ApiError(503, "model_not_loaded", "no model is loaded: an actual by 'period' is stored on the "
+                           "served model's calendar", f"{prefix}[{i}].period" if prefix else "period")
+    return "monthly", [item.month for item in items]
 
 
 def _check_known(domains: list[str], prefix: str | None) -> None:
@@ -296,10 +331,9 @@ def create_blueprint(tree) -> Blueprint:
 
     bp = Blueprint("records", __name__)
     unavailable = {503: ErrorResponse}
-    bp.before_request(_monthly_actuals_only)
     add_endpoint(bp, tree, "/predictions", list_predictions, query=PredictionsQuery,
                  responses={200: PredictionsPage, **unavailable}, tags=("prediction log",),
-                 download=Download("predictions", tuple(LoggedPrediction.model_fields)))
+                 download=Download("predictions", tuple(f for f in LoggedPrediction.model_fields if f != "period")))
     add_endpoint(bp, tree, "/actuals", post_actuals, methods=("POST",), body=ActualsRequest,
                  responses={200: ActualsResponse, **unavailable}, tags=("prediction log",))
     add_endpoint(bp, tree, "/accuracy", get_accuracy, query=AccuracyQuery,

@@ -243,24 +243,32 @@ class _WithRegressors(BaseModel):
         return self.__dict__["regressors"]
 
 
-class _AtPeriod(_WithRegressors):
+class AtPeriod(BaseModel):
     """An item at one period: ``month`` (monthly models, as always) or ``period`` (any frequency)."""
 
     month: Month | None = None
     period: Period | None = None
 
     @model_validator(mode="after")
-    def _one_period(self) -> _AtPeriod:
-        if (self.month is None) == (self.period is None):
-            raise invalid("missing_field" if self.month is None else "conflicting_fields",
-                          "give 'month' (monthly models) or 'period' (an ISO 8601 timestamp), one of them",
-                          "month")
-        return self
+    def _one_period(self) -> AtPeriod:
+        return one_period(self)
 
     @property
     def at(self) -> tuple[str, str]:
         """(field given, its normalised text)."""
         return ("month", self.month) if self.month is not None else ("period", self.period)
+
+
+def one_period(item):
+    """``item`` (with ``month`` and ``period``) gives exactly one of them, or a 422 naming the field."""
+    if (item.month is None) == (item.period is None):
+        raise invalid("missing_field" if item.month is None else "conflicting_fields",
+                      "give 'month' (monthly models) or 'period' (an ISO 8601 timestamp), one of them", "month")
+    return item
+
+
+class _AtPeriod(AtPeriod, _WithRegressors):
+    """An item at one period with regressor values as further properties."""
 
 
 class Instance(_AtPeriod):

@@ -43,7 +43,7 @@ def log_actuals(output, rows) -> str:
     engine = store.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.insert(store.actuals), [
-            {"domain": d, "month": dt.date(int(m[:4]), int(m[5:]), 1), "value": v, "updated_at": store.utcnow()}
+            {"domain": d, "period": dt.datetime(int(m[:4]), int(m[5:]), 1), "value": v, "updated_at": store.utcnow()}
             for d, m, v in rows])
     engine.dispose()
     log.dispose()
@@ -103,3 +103,37 @@ def test_a_bad_logged_value_refuses_the_run_and_leaves_the_models(data, tmp_path
 def test_a_missing_log_is_one_line_and_exit_2(data, tmp_path, capsys):
     assert quick_engine(data, tmp_path / "Output", "--actuals") == 2
     assert "no prediction log at" in capsys.readouterr().err
+
+
+def test_hourly_actuals_are_read_on_the_datas_hours_and_appended(tmp_path):
+    from MLPipeline.actuals import read_actuals
+    from MLPipeline.sample_data import generate_steps, write_steps
+
+    panel = load_panel(write_steps(generate_steps("hourly", 24 * 14, "2024-03-04", seed=3, queues=1),
+                                   tmp_path / "hours.csv"))
+    (series,) = panel
+    log = store.PredictionLog(prediction_log_url(tmp_path / "Output"))
+    log.upsert_actuals([{"period": "2024-03-18T00:00:00Z", "domain": series.id, "value": 40.0},
+                        {"period": "2024-03-18T02:00:00+01:00", "domain": series.id, "value": 41.0}], "hourly")
+    log.upsert_actuals([{"month": "2024-03", "domain": series.id, "value": 9999.0}])  # monthly: not read
+    url = log.url
+    log.dispose()
+    logged = read_actuals(url, panel.calendar)
+    assert sorted((a.domain, panel.calendar.label(a.month), a.value) for a in logged) == [
+        (series.id, "2024-03-18T00:00:00Z", 40.0), (series.id, "2024-03-18T01:00:00Z", 41.0)]
+    merged, report = merge_actuals(panel, logged, "log")
+    assert report.appended == {series.id: ["2024-03-18T00:00:00Z", "2024-03-18T01:00:00Z"]}
+    assert list(merged[series.id].y[-2:]) == [40.0, 41.0] and len(merged[series.id]) == len(series) + 2
+
+
+def test_an_actual_off_the_datas_hours_refuses_the_read_with_one_line(tmp_path):
+    from MLPipeline.actuals import read_actuals
+    from MLPipeline.calendars import calendar_for
+    from MLPipeline.data import DataError
+
+    log = store.PredictionLog(prediction_log_url(tmp_path / "Output"))
+    log.upsert_actuals([{"period": "2024-03-18T00:30:00Z", "domain": "q", "value": 4.0}], "hourly")
+    url = log.url
+    log.dispose()
+    with pytest.raises(DataError, match=r"\(domain 'q', period 2024-03-18T00:30:00Z\): not a period of the data"):
+        read_actuals(url, calendar_for("hourly"))

@@ -190,7 +190,8 @@ def test_predict_hands_every_returned_row_to_the_prediction_log(trained_output, 
     recorded = []
 
     class Recorder:
-        def record(self, request_id, endpoint, rows, regressors=()):
+        def record(self, request_id, endpoint, rows, regressors=(), frequency="monthly"):
+            assert frequency == "monthly"
             recorded.append((request_id, endpoint, rows))
 
     app.extensions[PREDICTION_LOG_KEY] = Recorder()

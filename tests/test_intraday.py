@@ -3,7 +3,8 @@
 The data is the sample generator's hourly queues (MLPipeline.sample_data.generate_steps): four weeks
 of hours for two queues, one of them starting a week late. The served numbers are checked against
 the saved models' own ``predict_at``/``predict``, periods are ISO 8601 UTC timestamps on the wire,
-and a monthly client's ``month`` gets a clear 422 from an hourly model.
+a monthly client's ``month`` gets a clear 422 from an hourly model, and the prediction log, actuals
+and live accuracy work by the hour.
 """
 
 from __future__ import annotations
@@ -113,12 +114,47 @@ def test_forecast_24_hours_over_gunicorn_equals_the_saved_model(hourly_server, h
     assert daytime > 2 * night  # the working day's shape carried into the forecast
 
 
-@pytest.mark.parametrize("item", [{"period": "2024-04-01T00:00:00Z"}, {"month": "2024-04"}])
-def test_actuals_for_an_hourly_model_are_refused_with_one_clear_error(hourly_server, item):
-    response = requests.post(f"{hourly_server.url}/actuals", json={"domain": "queue 1", "value": 3, **item}, timeout=30)
-    assert response.status_code == 422 and response.json()["error"]["code"] == "unsupported_frequency", response.text
-    assert "hourly" in response.json()["error"]["message"]
-    assert requests.get(f"{hourly_server.url}/accuracy", timeout=30).json()["domains"] == []  # nothing stored
+def test_hourly_predictions_and_actuals_are_logged_and_scored_by_the_hour(hourly_server):
+    url, asked = hourly_server.url, "2024-04-01T14:00:00Z"
+    served = requests.post(f"{url}/predict", json={"period": asked, "domains": ["queue 1"]}, timeout=30)
+    assert served.status_code == 200, served.text
+    (row,) = served.json()["predictions"]
+    page = requests.get(f"{url}/predictions", params={"domain": "queue 1", "period_from": asked,
+                                                       "period_to": "2024-04-01T14:59:00Z"}, timeout=30).json()
+    (logged,) = page["predictions"]
+    assert logged["period"] == asked and "month" not in logged
+    assert (logged["mean"], logged["upper_95"], logged["endpoint"]) == (row["mean"], row["upper_95"], "predict")
+    # a month range selects the periods inside it; the hour before is outside period_from
+    in_april = requests.get(f"{url}/predictions", params={"domain": "queue 1", "month_from": "2024-04",
+                                                           "month_to": "2024-04"}, timeout=30).json()
+    assert asked in {r["period"] for r in in_april["predictions"]}
+    before = requests.get(f"{url}/predictions", params={"period_to": "2024-04-01T13:00:00Z"}, timeout=30).json()
+    assert asked not in {r["period"] for r in before["predictions"]}
+
+    value = row["mean"] + 5.0
+    stored = requests.post(f"{url}/actuals", json={"period": "2024-04-01T15:00:00+01:00", "domain": "queue 1",
+                                                   "value": value}, timeout=30)
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"stored": 1, "actuals": [{"period": asked, "domain": "queue 1", "value": value}]}
+    accuracy = requests.get(f"{url}/accuracy", params={"domain": "queue 1"}, timeout=30).json()
+    (figures,) = accuracy["domains"]
+    assert figures["all_versions"]["count"] == 1 and figures["all_versions"]["mae"] == pytest.approx(5.0)
+    page = requests.get(url + "/", timeout=30)
+    assert page.status_code == 200 and "Logged predictions whose hour has an actual" in page.text
+
+
+@pytest.mark.parametrize(("item", "code", "field"), [
+    ({"month": "2024-04"}, "period_required", "month"),
+    ({"period": "2024-04-01T09:30:00Z"}, "invalid_period", "period"),  # not on the hours
+    ({"period": "2024-04-01T09:00:00Z", "month": "2024-04"}, "conflicting_fields", "month"),
+    ({"period": "2027-04-01T09:00:00Z", "domain": "queue 9"}, "unknown_domain", "domain"),
+])
+def test_actuals_an_hourly_model_cannot_place_are_refused_naming_the_field(hourly_server, item, code, field):
+    response = requests.post(f"{hourly_server.url}/actuals", json={"domain": "queue 2", "value": 3, **item}, timeout=30)
+    assert response.status_code == 422, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (code, field)
+    accuracy = requests.get(f"{hourly_server.url}/accuracy", params={"domain": "queue 2"}, timeout=30).json()
+    assert accuracy["domains"][0]["all_versions"]["count"] == 0  # nothing stored
 
 
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])

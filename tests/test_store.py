@@ -205,7 +205,7 @@ def test_schema_is_created_twice_without_error_and_matches_the_tables(db_url):
     store.migrate(engine)
     store.migrate(engine)  # second run: already at head, nothing to do
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
         diffs = compare_metadata(MigrationContext.configure(conn), store.metadata)
     engine.dispose()
     # The hand-written migration and the live table definitions agree.
@@ -225,15 +225,31 @@ def test_a_log_made_at_the_first_revision_upgrades_keeping_its_rows(db_url):
     log = PredictionLog(db_url)
     try:
         assert "ix_prediction_log_domain_month" in {i["name"] for i in sa.inspect(engine).get_indexes("prediction_log")}
+        # the tables as the first revision had them (store's tables are the newest revision's)
+        old_log = sa.table("prediction_log", *(sa.column(name) for name in (
+            "request_id", "created_at", "endpoint", "domain", "month", "model_version", "kind", "mean", "std",
+            "lower_95", "upper_95")))  # fmt: skip
+        old_actuals = sa.table("actuals", *(sa.column(name) for name in ("month", "domain", "value", "updated_at")))
         with engine.begin() as conn:
-            conn.execute(store.prediction_log.insert(), [{
+            conn.execute(old_log.insert(), [{
                 "request_id": "old", "created_at": store.utcnow(), "endpoint": "/predict", "domain": "Banking",
                 "month": dt.date(2021, 1, 1), "model_version": "v0", "kind": "level", "mean": 1.0, "std": 0.1,
+                "lower_95": 0.5, "upper_95": 1.5,
             }])  # fmt: skip
+            conn.execute(old_actuals.insert(), [{"month": dt.date(2021, 1, 1), "domain": "Banking", "value": 1.2,
+                                                 "updated_at": store.utcnow()}])
         log.record("new", "/predict", [prediction()])  # migrates to head first
         assert count_rows(log) == 2
         inspector = sa.inspect(engine)
         assert "ix_prediction_log_domain_month" not in {i["name"] for i in inspector.get_indexes("prediction_log")}
+        # the old rows are monthly rows of their months: listed, filtered and joined as before
+        old, = log.predictions(domain="Banking", month_from="2021-01", month_to="2021-01")[0]
+        assert (old["request_id"], old["month"]) == ("old", "2021-01") and "period" not in old
+        assert log.actuals() == [{"month": "2021-01", "domain": "Banking", "value": 1.2,
+                                  "updated_at": log.actuals()[0]["updated_at"]}]
+        banking = next(d for d in log.accuracy()["domains"] if d["domain"] == "Banking")
+        assert banking["all_versions"]["count"] == 1
+        assert banking["all_versions"]["mae"] == pytest.approx(0.2)
     finally:
         log.dispose()
         engine.dispose()
@@ -705,3 +721,74 @@ def test_series_ids_of_any_characters_and_length_are_stored_exactly(log):
     assert sorted(r["domain"] for r in stored) == sorted(ids)
     assert sorted(a["domain"] for a in log.actuals()) == sorted(ids)
     assert {d["domain"] for d in log.accuracy()["domains"]} == set(ids)
+
+
+# --------------------------------------------------------------------------- other frequencies
+
+
+def hourly(period: str, domain="queue 1", mean=10.0, version="h1") -> dict:
+    row = prediction(domain=domain, mean=mean, version=version)
+    del row["month"]
+    return {**row, "period": period}
+
+
+def test_hourly_rows_are_logged_by_the_hour_and_shown_with_period(log, clock):
+    log.record("h", "/predict", [hourly("2024-04-01T09:00:00Z"), hourly("2024-04-01T10:00:00+01:00")],
+               frequency="hourly")
+    log.record("m", "/predict", [prediction(domain="queue 1", month="2024-04")])
+    page, _ = log.predictions(domain="queue 1", limit=10)
+    by_id = {r["request_id"]: r for r in page if r["request_id"] == "m"}
+    assert by_id["m"]["month"] == "2024-04" and "period" not in by_id["m"]
+    hours = [r for r in page if r["request_id"] == "h"]
+    assert sorted(r["period"] for r in hours) == ["2024-04-01T09:00:00Z"] * 2  # 10:00+01:00 is 09:00 UTC
+    assert all("month" not in r for r in hours)
+    # periods are instants: a bound at 09:00 keeps both hours and the monthly row's 2024-04-01T00:00
+    picked, _ = log.predictions(period_from=dt.datetime(2024, 4, 1, 9), period_to=dt.datetime(2024, 4, 1, 9))
+    assert [r["request_id"] for r in picked] == ["h", "h"]
+    assert len(log.predictions(month_from="2024-04", month_to="2024-04")[0]) == 3
+    assert log.predictions(month_from="2024-05")[0] == [] and log.predictions(month_to="2024-03")[0] == []
+
+
+def test_an_hourly_actual_at_midnight_on_the_first_is_not_the_months(log):
+    log.record("m", "/predict", [prediction(domain="q", month="2024-04", mean=100.0)])
+    log.record("h", "/predict", [hourly("2024-04-01T00:00:00Z", domain="q", mean=10.0)], frequency="hourly")
+    assert log.upsert_actuals([{"month": "2024-04", "domain": "q", "value": 110.0}]) == 1
+    assert log.upsert_actuals([{"period": "2024-04-01T00:00:00Z", "domain": "q", "value": 13.0}], "hourly") == 1
+    assert [(a["month"], a["value"]) for a in log.actuals()] == [("2024-04", 110.0)]
+    assert [(a["period"], a["value"]) for a in log.actuals("hourly")] == [("2024-04-01T00:00:00Z", 13.0)]
+    (q,) = log.accuracy("q")["domains"]
+    # each prediction against the actual of its own frequency: |110 - 100| and |13 - 10|
+    assert q["all_versions"]["count"] == 2 and q["all_versions"]["mae"] == pytest.approx(6.5)
+
+
+def test_the_periods_revision_downgrades_keeping_the_monthly_rows_and_upgrades_again(db_url):
+    from alembic import command
+    from alembic.config import Config
+
+    log = PredictionLog(db_url)
+    log.ensure_schema()
+    log.record("m", "/predict", [prediction(domain="q", month="2024-04")])
+    log.record("h", "/predict", [hourly("2024-04-01T05:00:00Z", domain="q")], frequency="hourly")
+    log.upsert_actuals([{"month": "2024-04", "domain": "q", "value": 90.0}])
+    log.upsert_actuals([{"period": "2024-04-01T05:00:00Z", "domain": "q", "value": 9.0}], "hourly")
+    log.dispose()
+    engine = store.create_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        with engine.connect() as conn:
+            months = conn.execute(sa.text("SELECT request_id, month FROM prediction_log")).all()
+            actual = conn.execute(sa.text("SELECT month, value FROM actuals")).all()
+        assert [(rid, str(month)[:10]) for rid, month in months] == [("m", "2024-04-01")]
+        assert [(str(month)[:10], value) for month, value in actual] == [("2024-04-01", 90.0)]
+        again = PredictionLog(db_url)
+        again.ensure_schema()  # back to the newest revision
+        (row,), _ = again.predictions()
+        assert row["month"] == "2024-04" and again.actuals()[0]["value"] == 90.0
+        assert again.accuracy("q")["domains"][0]["all_versions"]["count"] == 1
+        again.dispose()
+    finally:
+        engine.dispose()

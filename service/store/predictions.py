@@ -22,20 +22,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from MLPipeline.months import format_month
+from MLPipeline.calendars import period_field
 from service import metrics
 from service.store.connection import SQLITE_BUSY_TIMEOUT_S, create_engine
 from service.store.rows import (
     MAX_PAGE,
+    MONTHLY,
     _insert_plan,
     _log_values,
-    _month_date,
     _reason,
     _stats,
     as_utc,
     decode_cursor,
     encode_cursor,
     isoformat_utc,
+    period_label,
+    period_value,
     utcnow,
 )
 from service.store.schema import migrate
@@ -70,6 +72,10 @@ def _flock_until(file, deadline: float) -> None:
                 raise OSError(f"no turn to write the prediction log within {SQLITE_BUSY_TIMEOUT_S} s") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.002)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return as_utc(value).replace(tzinfo=None)
 
 
 class PredictionLogUnavailable(RuntimeError):
@@ -192,10 +198,11 @@ class PredictionLog:
     # writes
 
     def record(self, request_id: str, endpoint: str, rows: Iterable[Mapping[str, Any]],
-               regressors: tuple[str, ...] = ()) -> None:
+               regressors: tuple[str, ...] = (), frequency: str = MONTHLY) -> None:
         """Store one request's predictions in one transaction, or raise PredictionLogUnavailable.
 
-        ``regressors`` names the row keys that hold regressor values (the served model's).
+        ``regressors`` names the row keys that hold regressor values (the served model's);
+        ``frequency`` is the model's: its rows name their period ``month`` (monthly) or ``period``.
         """
         rows = rows if isinstance(rows, list) else list(rows)
         if not rows:
@@ -208,9 +215,10 @@ class PredictionLog:
                 plan = _insert_plan(self.engine.dialect)
                 if plan is None:  # a driver without positional parameters: the generic statement
                     statement = prediction_log.insert()
-                    values = _log_values(request_id, created_at, endpoint, rows, regressors)
+                    values = _log_values(request_id, created_at, endpoint, rows, regressors, frequency)
                 else:
-                    statement, values = plan.sql, plan.parameters(request_id, created_at, endpoint, rows, regressors)
+                    statement = plan.sql
+                    values = plan.parameters(request_id, created_at, endpoint, rows, regressors, frequency)
                 with self._writer():
                     if plan is None:
                         with self.engine.begin() as conn:
@@ -296,15 +304,17 @@ class PredictionLog:
                     _, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
         return frames, copied
 
-    def upsert_actuals(self, items: Iterable[Mapping[str, Any]]) -> int:
-        """Insert or replace observed values per (month, domain); returns how many were stored."""
+    def upsert_actuals(self, items: Iterable[Mapping[str, Any]], frequency: str = MONTHLY) -> int:
+        """Insert or replace observed values per (period, domain) of ``frequency``; returns how many
+        were stored. An item names its period ``month`` or ``period`` (a label or a datetime)."""
         now = utcnow()
-        latest: dict[tuple[dt.date, str], dict[str, Any]] = {}
+        latest: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
         for item in items:  # last one wins within a batch, as it would across batches
-            month = _month_date(item["month"])
-            latest[(month, item["domain"])] = {
-                "month": month,
+            period = period_value(item["period"] if "period" in item else item["month"], frequency)
+            latest[(period, item["domain"])] = {
+                "period": period,
                 "domain": item["domain"],
+                "frequency": frequency,
                 "value": float(item["value"]),
                 "updated_at": now,
             }
@@ -318,7 +328,7 @@ class PredictionLog:
         else:
             insert = (pg_insert if self.backend == "postgresql" else sqlite_insert)(actuals)
             statement = insert.on_conflict_do_update(
-                index_elements=[actuals.c.month, actuals.c.domain],
+                index_elements=[actuals.c.period, actuals.c.domain, actuals.c.frequency],
                 set_={"value": insert.excluded.value, "updated_at": insert.excluded.updated_at},
             )
         with self._transaction("actuals write", write=True) as conn:
@@ -342,11 +352,17 @@ class PredictionLog:
         domain: str | None = None,
         month_from: Any = None,
         month_to: Any = None,
+        period_from: dt.datetime | None = None,
+        period_to: dt.datetime | None = None,
         created_since: dt.datetime | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Logged predictions, newest first, and the cursor of the next page (None at the end)."""
+        """Logged predictions, newest first, and the cursor of the next page (None at the end).
+
+        ``month_from``/``month_to`` take whole months (any period inside them); ``period_from``/
+        ``period_to`` are instants (naive = UTC). All bounds are inclusive.
+        """
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
         t = prediction_log.c
@@ -354,9 +370,14 @@ class PredictionLog:
         if domain is not None:
             query = query.where(t.domain == domain)
         if month_from is not None:
-            query = query.where(t.month >= _month_date(month_from))
+            query = query.where(t.period >= period_value(month_from))
         if month_to is not None:
-            query = query.where(t.month <= _month_date(month_to))
+            following = period_value(month_to) + dt.timedelta(days=32)
+            query = query.where(t.period < following.replace(day=1))
+        if period_from is not None:
+            query = query.where(t.period >= _naive_utc(period_from))
+        if period_to is not None:
+            query = query.where(t.period <= _naive_utc(period_to))
         if created_since is not None:
             query = query.where(t.created_at >= as_utc(created_since))
         if cursor is not None:
@@ -372,20 +393,27 @@ class PredictionLog:
 
     @staticmethod
     def _public_row(row: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(row)
+        """A logged row as the API shows it: a monthly row exactly as before periods (``month``,
+        YYYY-MM), another frequency's with ``period`` (ISO 8601 UTC) in its place."""
+        out = {}
+        for key, value in row.items():
+            if key == "period":
+                out[period_field(row["frequency"])] = period_label(value, row["frequency"])
+            elif key != "frequency":
+                out[key] = value
         out["created_at"] = isoformat_utc(row["created_at"])
-        out["month"] = format_month(row["month"])
         out["regressors"] = orjson.loads(row["regressors"]) if row["regressors"] else {}
         return out
 
-    def actuals(self) -> list[dict[str, Any]]:
-        """All stored actuals, by domain then month."""
-        query = sa.select(actuals).order_by(actuals.c.domain, actuals.c.month)
+    def actuals(self, frequency: str = MONTHLY) -> list[dict[str, Any]]:
+        """The stored actuals of ``frequency``, by domain then period (named as the API names it)."""
+        query = sa.select(actuals).where(actuals.c.frequency == frequency).order_by(actuals.c.domain, actuals.c.period)
+        field = period_field(frequency)
         with self._transaction("read") as conn:
             found = conn.execute(query).mappings().all()
         return [
             {
-                "month": format_month(r["month"]),
+                field: period_label(r["period"], frequency),
                 "domain": r["domain"],
                 "value": r["value"],
                 "updated_at": isoformat_utc(r["updated_at"]),
@@ -396,7 +424,7 @@ class PredictionLog:
     def accuracy(self, domain: str | None = None) -> dict[str, Any]:
         """Logged predictions joined with actuals: per domain count, MAE, MAPE (%), 95% coverage.
 
-        Every logged prediction of a month with an actual counts once (a month asked for often
+        Every logged prediction of a period with an actual counts once (a period asked for often
         weighs more: this is the accuracy of what was served). MAPE skips zero actuals; coverage
         counts only rows that carry a 95% interval. Figures appear for all versions together and
         for the latest model version (the version of the newest logged prediction).
@@ -409,7 +437,8 @@ class PredictionLog:
             (sa.and_(a.value >= p.lower_95, a.value <= p.upper_95), 1.0),
             else_=0.0,
         )
-        joined = prediction_log.join(actuals, sa.and_(a.month == p.month, a.domain == p.domain))
+        joined = prediction_log.join(
+            actuals, sa.and_(a.period == p.period, a.domain == p.domain, a.frequency == p.frequency))
         base = (
             sa.select(
                 p.domain,

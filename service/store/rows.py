@@ -1,4 +1,4 @@
-"""The log's rows in and out: timestamps, months, opaque cursors, and the one INSERT a request's rows go in."""
+"""The log's rows in and out: timestamps, periods, opaque cursors, and the one INSERT a request's rows go in."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+import pandas as pd
 import sqlalchemy as sa
 
+from MLPipeline.calendars import period_field
+from MLPipeline.frequency import format_period
 from MLPipeline.months import parse_month
 from service.store.tables import INTERVAL_COLUMNS, prediction_log
 
@@ -37,10 +40,30 @@ def isoformat_utc(value: dt.datetime) -> str:
     return as_utc(value).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+MONTHLY = "monthly"
+
+
 @functools.lru_cache(maxsize=4096)
-def _month_date(value: Any) -> dt.date:
-    # cached: a batch repeats the same few months, and parse_month costs microseconds each
-    return parse_month(value).date()
+def period_value(value: Any, frequency: str = MONTHLY) -> dt.datetime:
+    """A period as the log stores it: its first instant, naive UTC (a month: its first day, 00:00).
+
+    ``value`` is what the API writes (``YYYY-MM``, an ISO 8601 timestamp) or a date/datetime; a
+    month is any day of it. Cached: a batch repeats the same few periods, and parsing costs
+    microseconds each.
+    """
+    if frequency == MONTHLY:
+        return parse_month(value).to_pydatetime()
+    stamp = pd.Timestamp(value)
+    if stamp is pd.NaT:
+        raise ValueError("period is missing")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.to_pydatetime()
+
+
+def period_label(stored: dt.datetime, frequency: str) -> str:
+    """A stored period as the API writes it: ``YYYY-MM`` for months, ISO 8601 UTC otherwise."""
+    return format_period(frequency, stored)
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -91,7 +114,7 @@ def _stats(count: int, mae: Any, mape: Any, coverage: Any) -> dict[str, Any]:
 
 #: The prediction log's columns in the order the fast insert binds them (the id is generated).
 _WRITTEN = (
-    "request_id", "created_at", "endpoint", "domain", "month",
+    "request_id", "created_at", "endpoint", "domain", "period", "frequency",
     "model_version", "kind", "mean", "std", *INTERVAL_COLUMNS, "regressors",
 )  # fmt: skip
 _FLOATS = frozenset(("mean", "std", *INTERVAL_COLUMNS))
@@ -100,11 +123,11 @@ _MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def _log_values(request_id: str, created_at: dt.datetime, endpoint: str, rows,
-                regressors: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+                regressors: tuple[str, ...] = (), frequency: str = MONTHLY) -> list[dict[str, Any]]:
     """The rows as dicts for a Core insert (the fallback for drivers without positional markers)."""
     plain = _InsertPlan("", None, None)  # same conversions, no dialect processing
     return [dict(zip(_WRITTEN, values, strict=True))
-            for values in plain.parameters(request_id, created_at, endpoint, rows, regressors)]
+            for values in plain.parameters(request_id, created_at, endpoint, rows, regressors, frequency)]
 
 
 def regressor_json(row: Mapping[str, Any], regressors: tuple[str, ...]) -> str | None:
@@ -119,28 +142,29 @@ class _InsertPlan:
 
     SQLAlchemy's per-row parameter processing cost more than the database write itself for a
     500-row request, so the statement is rendered once per dialect and the only conversions the
-    driver needs (the dialect's own, for the timestamp and the month) run once per request and
-    once per distinct month; floats are converted here, as the Core insert's processors would.
+    driver needs (the dialect's own, for the timestamp and the period) run once per request and
+    once per distinct period; floats are converted here, as the Core insert's processors would.
     """
 
-    def __init__(self, sql: str, created: Any, month: Any) -> None:
+    def __init__(self, sql: str, created: Any, period: Any) -> None:
         self.sql = sql
         self._created = created or (lambda value: value)
-        self._month = month or (lambda value: value)
+        self._period = period or (lambda value: value)
 
     def parameters(self, request_id: str, created_at: dt.datetime, endpoint: str, rows,
-                   regressors: tuple[str, ...] = ()) -> list[tuple]:
+                   regressors: tuple[str, ...] = (), frequency: str = MONTHLY) -> list[tuple]:
         created = self._created(created_at)
-        months: dict[Any, Any] = {}
+        field = period_field(frequency)
+        periods: dict[Any, Any] = {}
         out = []
         for row in rows:
-            month = row["month"]
-            stored = months.get(month)
+            label = row[field]
+            stored = periods.get(label)
             if stored is None:
-                stored = months[month] = self._month(_month_date(month))
+                stored = periods[label] = self._period(period_value(label, frequency))
             get = row.get
             out.append((
-                request_id, created, endpoint, row["domain"], stored,
+                request_id, created, endpoint, row["domain"], stored, frequency,
                 str(row["model_version"]), row["kind"], float(row["mean"]), float(row["std"]),
                 *[_float_or_none(get(name)) for name in INTERVAL_COLUMNS], regressor_json(row, regressors),
             ))  # fmt: skip
@@ -155,15 +179,15 @@ def _insert_plan(dialect: sa.Dialect) -> _InsertPlan | None:
     for name in _WRITTEN:
         column = prediction_log.c[name]
         processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None and name not in _FLOATS | _TEXTS:
+        if processor is not None and name not in _FLOATS | _TEXTS | {"frequency"}:
             processors[name] = processor
-    if marker is None or set(processors) - {"created_at", "month"}:
+    if marker is None or set(processors) - {"created_at", "period"}:
         return None
     quote = dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {quote(prediction_log.name)} ({', '.join(quote(name) for name in _WRITTEN)}) "
         f"VALUES ({', '.join([marker] * len(_WRITTEN))})"
     )
-    return _InsertPlan(sql, processors.get("created_at"), processors.get("month"))
+    return _InsertPlan(sql, processors.get("created_at"), processors.get("period"))
 
 

@@ -20,6 +20,12 @@ _row_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # by: DOUBLE and DATETIME(6) there. Elsewhere these are the plain types.
 _float = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), *MYSQL_BACKENDS)
 _timestamp = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), *MYSQL_BACKENDS)
+#: A period's first instant, naive UTC (a month's is its first day at 00:00): periods are compared for
+#: equality in the accuracy join, so no backend may shift them by a session time zone.
+_period = sa.DateTime(timezone=False)
+#: The model's frequency (MLPipeline.frequency.FREQUENCIES): says how a period is written on the wire,
+#: and keeps an hourly queue's actual at 00:00 on the 1st apart from the same queue's monthly one.
+FREQUENCY_LENGTH = 16
 # InnoDB (transactional), 4-byte UTF-8, and binary comparison: "Sales" and "sales" stay two keys,
 # as on SQLite and PostgreSQL (MySQL's default collation is case-insensitive).
 _MYSQL_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
@@ -32,7 +38,8 @@ prediction_log = sa.Table(
     sa.Column("created_at", _timestamp, nullable=False),
     sa.Column("endpoint", sa.String(32), nullable=False),
     sa.Column("domain", sa.String(DOMAIN_LENGTH), nullable=False),
-    sa.Column("month", sa.Date, nullable=False),
+    sa.Column("period", _period, nullable=False),
+    sa.Column("frequency", sa.String(FREQUENCY_LENGTH), nullable=False, server_default="monthly"),
     sa.Column("model_version", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("mean", _float, nullable=False),
@@ -41,15 +48,16 @@ prediction_log = sa.Table(
     # the request's regressor values as a JSON object: the regressors are the model's, not the schema's
     sa.Column("regressors", sa.Text),
     sa.Index("ix_prediction_log_created", "created_at", "id"),
-    # No (domain, month) index: it multiplied the pages each write touches (migration 0002).
+    # No (domain, period) index: it multiplied the pages each write touches (migration 0002).
     **_MYSQL_TABLE,
 )
 
 actuals = sa.Table(
     "actuals",
     metadata,
-    sa.Column("month", sa.Date, primary_key=True),
+    sa.Column("period", _period, primary_key=True),
     sa.Column("domain", sa.String(DOMAIN_LENGTH), primary_key=True),
+    sa.Column("frequency", sa.String(FREQUENCY_LENGTH), primary_key=True, server_default="monthly"),
     sa.Column("value", _float, nullable=False),
     sa.Column("updated_at", _timestamp, nullable=False),
     **_MYSQL_TABLE,
