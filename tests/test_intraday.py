@@ -141,6 +141,10 @@ def test_hourly_predictions_and_actuals_are_logged_and_scored_by_the_hour(hourly
     assert figures["all_versions"]["count"] == 1 and figures["all_versions"]["mae"] == pytest.approx(5.0)
     page = requests.get(url + "/", timeout=30)
     assert page.status_code == 200 and "Logged predictions whose hour has an actual" in page.text
+    # the chart marks the actual at its hour, checked against the logged prediction's 95% interval
+    chart = requests.get(f"{url}/dashboard/chart", params={"series": "queue 1"}, timeout=30).json()
+    assert chart["actuals"] == {"month": [asked], "value": [value],
+                                "anomaly": [not row["lower_95"] <= value <= row["upper_95"]]}
 
 
 @pytest.mark.parametrize(("item", "code", "field"), [
