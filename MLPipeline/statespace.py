@@ -11,7 +11,9 @@ the model below is written in those terms:
   and the regressors. ``beta`` is integrated out under a flat prior (Rasmussen & Williams, *Gaussian
   Processes for Machine Learning*, section 2.7), so its uncertainty widens the intervals instead of
   being ignored; the marginal likelihood is the one of that model (``- 1/2 log |F' K^-1 F|``).
-* ``level`` is a long Matern-3/2 (the smooth drift a linear trend misses), ``seasonal_p`` a
+* ``level`` is a long Matern-3/2 (the smooth drift a linear trend misses; ``level_kernel`` offers an
+  exponential, Matern-1/2, level instead or beside it: a level that wanders as exponential smoothing's
+  does, forecast from its last value rather than with its slope), ``seasonal_p`` a
   quasi-periodic simple-harmonic-oscillator term at period ``p`` (the seasonal shape changing from one
   cycle to the next), ``irregular`` a short Matern-3/2, ``noise`` white.
 
@@ -43,6 +45,7 @@ _MIN_POINTS = 8
 _MIN_HARMONICS = 10  # per period: enough for a daily load shape, few enough to stay cheap
 _PREDICT_CHUNK = 16  # forecast steps per variance computation
 _LOG_BOUND = 12.0  # theta within +-12 of its prior median: priors, not bounds, keep it sensible
+LEVEL_KERNELS = ("matern32", "exponential", "both")
 
 
 def default_harmonics(period: float) -> int:
@@ -77,6 +80,8 @@ class StateSpaceGP:
     periods : seasonal periods in steps, e.g. ``(24, 168)`` for hourly data (day and week).
     harmonics : Fourier pairs on the mean per period (default :func:`default_harmonics`).
     covariance_harmonics : harmonics of the shortest period's quasi-periodic term (the others have one).
+    level_kernel : the level term: ``"matern32"`` (the default), ``"exponential"``, or ``"both"`` (their
+        sum, each variance fitted).
     max_points : longest series fitted; a longer one is fitted on its most recent ``max_points``
         values, and one log line says so.
     priors : overrides of the default priors, by hyperparameter name (see ``hyperparameter_names_``).
@@ -99,11 +104,12 @@ class StateSpaceGP:
     kind = "statespace"
 
     def __init__(self, periods: Sequence[float] = (), *, harmonics: Sequence[int] | None = None,
-                 covariance_harmonics: int = 3, max_points: int = MAX_STATESPACE_POINTS, priors: dict | None = None,
-                 optimize: bool = True):
+                 covariance_harmonics: int = 3, level_kernel: str = "matern32", max_points: int = MAX_STATESPACE_POINTS,
+                 priors: dict | None = None, optimize: bool = True):
         self.periods = periods
         self.harmonics = harmonics
         self.covariance_harmonics = covariance_harmonics
+        self.level_kernel = level_kernel
         self.max_points = max_points
         self.priors = priors
         self.optimize = optimize
@@ -117,6 +123,8 @@ class StateSpaceGP:
             "level_sigma": LogNormalPrior(0.3, 1.0),
             # a level that drifts over several of the longest cycles, not within one
             "level_rho": LogNormalPrior(2 * longest, 1.0),
+            **({"smooth_sigma": LogNormalPrior(0.3, 1.0), "smooth_rho": LogNormalPrior(2 * longest, 1.0)}
+               if self._level_choice == "both" else {}),
             "irregular_sigma": LogNormalPrior(0.1, 1.0),
             "irregular_rho": LogNormalPrior(max(2.0, shortest / 8), 1.0),
             "noise_sigma": LogNormalPrior(0.05, 1.0),
@@ -128,9 +136,20 @@ class StateSpaceGP:
         priors.update(self.priors or {})
         return priors
 
+    @property
+    def _level_choice(self) -> str:
+        # a model pickled before the level had a choice has a Matern-3/2 level
+        return getattr(self, "level_kernel", "matern32")
+
     def _kernel(self, values: dict[str, float]):
         # Matern32Term approximates Matern-3/2 to O(eps^2); 1e-4 keeps it within 1e-8 of the exact one.
-        kernel = terms.Matern32Term(sigma=values["level_sigma"], rho=values["level_rho"], eps=1e-4)
+        choice = self._level_choice
+        if choice == "matern32":
+            kernel = terms.Matern32Term(sigma=values["level_sigma"], rho=values["level_rho"], eps=1e-4)
+        else:  # exponential, alone or with the smooth Matern-3/2
+            kernel = terms.RealTerm(a=values["level_sigma"] ** 2, c=1.0 / values["level_rho"])
+            if choice == "both":
+                kernel += terms.Matern32Term(sigma=values["smooth_sigma"], rho=values["smooth_rho"], eps=1e-4)
         for i, period in enumerate(self.periods_):
             # The shortest period's shape (a day's) changes from cycle to cycle in more than its
             # fundamental, so its term has harmonics too: harmonic k at period p/k with quality k Q
@@ -207,6 +226,8 @@ class StateSpaceGP:
         if isinstance(self.covariance_harmonics, bool) or not isinstance(self.covariance_harmonics, int) \
                 or self.covariance_harmonics < 1:
             raise ValueError(f"covariance_harmonics must be a whole number >= 1, got {self.covariance_harmonics!r}")
+        if self._level_choice not in LEVEL_KERNELS:
+            raise ValueError(f"level_kernel must be one of {', '.join(LEVEL_KERNELS)}, got {self._level_choice!r}")
         self.harmonics_ = tuple(self.harmonics) if self.harmonics is not None else tuple(
             default_harmonics(p) for p in self.periods_)
         # Standardise, so the priors are in units of the series' spread.

@@ -31,7 +31,7 @@ class StateSpaceForecaster:
     ----------
     frequency : the series' frequency (its seasonal periods follow from it,
         :func:`MLPipeline.frequency.seasonal_periods`).
-    harmonics, max_points, optimize : passed to StateSpaceGP.
+    harmonics, level_kernel, max_points, optimize : passed to StateSpaceGP.
     clip_negative : clip lower bounds at zero for a series without negative values.
 
     Attributes (after ``fit``)
@@ -44,10 +44,11 @@ class StateSpaceForecaster:
 
     kind = StateSpaceGP.kind
 
-    def __init__(self, frequency: str = "hourly", *, harmonics=None, max_points: int = MAX_STATESPACE_POINTS,
-                 optimize: bool = True, clip_negative: bool = True):
+    def __init__(self, frequency: str = "hourly", *, harmonics=None, level_kernel: str = "matern32",
+                 max_points: int = MAX_STATESPACE_POINTS, optimize: bool = True, clip_negative: bool = True):
         self.frequency = frequency
         self.harmonics = harmonics
+        self.level_kernel = level_kernel
         self.max_points = max_points
         self.optimize = optimize
         self.clip_negative = clip_negative
@@ -74,8 +75,9 @@ class StateSpaceForecaster:
             x = X.to_numpy(dtype=float)
             # what a path's periods use when the caller gives no value: the last season's median
             self.x_fill_ = np.median(x[-calendar.season:], axis=0)
-        self.model_ = StateSpaceGP(calendar.periods, harmonics=self.harmonics, max_points=self.max_points,
-                                   optimize=self.optimize).fit(values, x)
+        self.model_ = StateSpaceGP(calendar.periods, harmonics=self.harmonics,
+                                   level_kernel=getattr(self, "level_kernel", "matern32"),  # older pickles
+                                   max_points=self.max_points, optimize=self.optimize).fit(values, x)
         self.calendar_ = calendar
         self._start = int(ordinals[0])
         self._end = int(ordinals[-1])

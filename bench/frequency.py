@@ -182,7 +182,12 @@ def _dense_objective(model: StateSpaceGP, z: np.ndarray):
     def objective(theta):
         values = dict(zip(model.hyperparameter_names_, np.exp(theta), strict=True))
         # vectorised numpy, as an exact GP library builds K (celerite2's get_value is far slower)
-        K = _matern32(tau, values["level_sigma"], values["level_rho"])
+        if model.level_kernel == "matern32":
+            K = _matern32(tau, values["level_sigma"], values["level_rho"])
+        else:
+            K = values["level_sigma"] ** 2 * np.exp(-tau / values["level_rho"])
+            if model.level_kernel == "both":
+                K += _matern32(tau, values["smooth_sigma"], values["smooth_rho"])
         K += _matern32(tau, values["irregular_sigma"], values["irregular_rho"])
         for i, period in enumerate(model.periods_):
             count = model.covariance_harmonics if i == model.shortest_ else 1

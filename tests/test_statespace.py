@@ -19,6 +19,14 @@ def _matern32(tau, sigma, rho):
     return sigma**2 * (1 + r) * np.exp(-r)
 
 
+def _level(tau, kernel, h):
+    """The level term of ``kernel`` (StateSpaceGP's ``level_kernel``): exponential, Matern-3/2 or both."""
+    if kernel == "matern32":
+        return _matern32(tau, h["level_sigma"], h["level_rho"])
+    k = h["level_sigma"] ** 2 * np.exp(-tau / h["level_rho"])
+    return k + _matern32(tau, h["smooth_sigma"], h["smooth_rho"]) if kernel == "both" else k
+
+
 def _sho(tau, sigma, rho, quality):
     # Simple harmonic oscillator, Q > 1/2 (Foreman-Mackey et al. 2017, eq. 23), written out here
     # so that the reference does not share celerite2's code.
@@ -37,7 +45,7 @@ def _dense_forecast(model: StateSpaceGP, y: np.ndarray, steps: int):
 
     def cov(a, b):
         tau = np.abs(a[:, None] - b[None, :])
-        k = _matern32(tau, h["level_sigma"], h["level_rho"]) + _matern32(tau, h["irregular_sigma"], h["irregular_rho"])
+        k = _level(tau, model.level_kernel, h) + _matern32(tau, h["irregular_sigma"], h["irregular_rho"])
         for i, period in enumerate(model.periods_):
             count = model.covariance_harmonics if period == min(model.periods_) else 1
             for j in range(1, count + 1):
@@ -68,14 +76,27 @@ def _seasonal_series(n: int, period: float, rng: np.random.Generator, *, noise=0
             + rng.normal(0, noise, n))
 
 
+@pytest.mark.parametrize("level_kernel", ["both", "exponential", "matern32"])
 @pytest.mark.parametrize("fitted", [False, True])
-def test_agrees_with_a_dense_exact_gp_of_the_same_kernel(fitted):
+def test_agrees_with_a_dense_exact_gp_of_the_same_kernel(fitted, level_kernel):
     y = _seasonal_series(150, 24, np.random.default_rng(0))
-    model = StateSpaceGP(periods=(24, 60), harmonics=(3, 2), optimize=fitted).fit(y)
+    model = StateSpaceGP(periods=(24, 60), harmonics=(3, 2), level_kernel=level_kernel, optimize=fitted).fit(y)
     fc = model.predict(30, level=(95,))
     mean, std = _dense_forecast(model, y, 30)
     np.testing.assert_allclose(fc["mean"], mean, rtol=0, atol=1e-5 * y.std())
     np.testing.assert_allclose(fc["std"], std, rtol=1e-4)
+
+
+def test_a_model_made_before_the_level_had_a_choice_keeps_its_matern_level():
+    y = _seasonal_series(120, 24, np.random.default_rng(5))
+    matern = StateSpaceGP(periods=(24,), level_kernel="matern32", optimize=False).fit(y).predict(12)["mean"]
+    old = StateSpaceGP(periods=(24,), optimize=False)
+    del old.level_kernel  # what an older pickle holds
+    np.testing.assert_array_equal(old.fit(y).predict(12)["mean"], matern)
+    other = StateSpaceGP(periods=(24,), level_kernel="both", optimize=False).fit(y).predict(12)["mean"]
+    assert np.max(np.abs(other - matern)) > 1e-6  # the choice is not ignored
+    with pytest.raises(ValueError, match="level_kernel must be one of"):
+        StateSpaceGP(level_kernel="rbf").fit(y)
 
 
 def test_its_likelihood_is_the_dense_gaussian_one():
