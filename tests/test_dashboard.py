@@ -182,6 +182,18 @@ def test_page_shows_model_facts_charts_and_metrics_without_a_log(client, bundle)
     assert not page.find_all(id="anomaly-table")
 
 
+def test_a_monthly_model_takes_an_actual_by_period_as_its_month(client, bundle):
+    month = next_month(bundle)
+    client.post("/predict", json={"month": month, "domains": ["Banking"]})
+    stored = client.post("/actuals", json={"period": f"{month}-01T00:00:00Z", "domain": "Banking", "value": 7.0})
+    assert stored.status_code == 200, stored.get_json()
+    accuracy = client.get("/accuracy?domain=Banking").get_json()["domains"][0]["all_versions"]
+    assert accuracy["count"] == 1  # joined with the prediction of that month
+    off = client.post("/actuals", json={"period": f"{month}-01T00:00:00Z", "month": month, "domain": "Banking",
+                                        "value": 7.0})
+    assert off.status_code == 422 and off.get_json()["error"]["code"] == "conflicting_fields"
+
+
 def test_page_shows_logged_predictions_accuracy_and_anomalies(client, bundle):
     month = next_month(bundle)
     answer = client.post("/predict", json={"month": month, "phone_lines": 5, "channels": 3})

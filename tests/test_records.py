@@ -110,6 +110,8 @@ def test_predictions_are_listed_filtered_and_paged(db_app, db_client):
         ("limit=0", "invalid_value", "limit"),
         ("month_from=2021-13", "invalid_month", "month_from"),
         ("created_since=yesterday", "invalid_value", "created_since"),
+        ("period_from=yesterday", "invalid_value", "period_from"),
+        ("period_to=2021-03-01", "invalid_value", "period_to"),  # a date alone is not an instant
         ("cursor=not-a-cursor", "invalid_cursor", "cursor"),
         ("colour=blue", "unknown_field", "colour"),
     ],
@@ -191,6 +193,21 @@ def test_actuals_are_upserted_and_feed_accuracy(db_app, db_client):
 )
 def test_bad_actuals_are_422_with_the_field(client, body, code, field):
     assert_error(client.post("/actuals", json=body), 422, code, field)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"period": "2021-01-01T00:00:00Z", "domain": "Healthcare", "value": 1}, "period"),
+    ({"actuals": [{"month": "2021-01", "domain": "Healthcare", "value": 1},
+                  {"period": "2021-01-01T00:00:00Z", "domain": "Healthcare", "value": 1}]}, "actuals[1].period"),
+])
+def test_an_actual_by_period_waits_for_a_model_and_stores_nothing(client, app, body, field):
+    """Only the served model's calendar says which instants are periods; months are taken as given."""
+    assert_error(client.post("/actuals", json=body), 503, "model_not_loaded", field)
+    assert app.extensions[EXTENSION_KEY].actuals() == []
+
+
+def test_an_actual_without_month_or_period_names_the_month(client):
+    assert_error(client.post("/actuals", json={"domain": "Healthcare", "value": 1}), 422, "missing_field", "month")
 
 
 def test_actuals_need_a_json_body(client):
