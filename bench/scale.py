@@ -16,7 +16,8 @@ AutoETS's (higher is faster). Then a service worker is started on the local run'
 (``service.create_app`` in a fresh process): seconds until it can answer and its RSS. Last, the
 production server (``gunicorn -c gunicorn.conf.py``, 2 workers, prediction log on) on that model,
 on a free 127.0.0.1 port, for ``--service-seconds`` per cell (the load generators of bench/serve.py):
-``POST /predict`` one month for 1 queue at 8 connections against ``GET /health`` at 8 (the ratio),
+``POST /predict`` one month for 1 queue at 8 connections against ``GET /health`` at 8 (the ratio; each
+run again, up to three times, until its connections sit evenly on the two workers: the split is printed),
 the p99 latency of one month for 1 queue and for 100 queues (8 connections), and the latency of the
 first page of ``GET /series`` and of the dashboard ``GET /`` (1 connection).
 
@@ -140,7 +141,7 @@ def service_load(output: Path, work: Path, seconds: float) -> dict:
 
     import pandas as pd
 
-    from bench.serve import run_python, run_wrk
+    from bench.serve import measured, run_python, run_wrk
     from MLPipeline.months import format_month
     from tests.servers import Gunicorn
 
@@ -161,13 +162,24 @@ def service_load(output: Path, work: Path, seconds: float) -> dict:
                  "dashboard": ("GET", "/", [None], 1)}
         for method, path, payloads, _ in cells.values():  # warm every worker's code paths
             load(server.url, method, path, payloads, 2, 0.5, scratch)
-        results = {name: load(server.url, method, path, payloads, connections, seconds, scratch)
-                   for name, (method, path, payloads, connections) in cells.items()}
+        port = int(server.url.rsplit(":", 1)[1])
+        results = {}
+        for name, (method, path, payloads, connections) in cells.items():
+            # A keep-alive connection stays on the worker that accepted it, and with the one shared socket
+            # one worker sometimes takes all eight: the throughput cells are run again (up to three times)
+            # until the connections sit evenly, so the ratio compares the code, not the split.
+            for _ in range(3 if connections > 1 else 1):
+                result = measured(load, port, server.url, method, path, payloads, connections, seconds, scratch)
+                if name not in results or _even(result["split"]) >= _even(results[name]["split"]):
+                    results[name] = result
+                if _even(result["split"]):
+                    break
     errors = sum(r["errors"] for r in results.values())
     return {"service_client": load.__name__.removeprefix("run_"), "service_errors": errors,
             "health_rps_8": round(results["health"]["rps"], 1),
             "predict_1_rps_8": round(results["predict_1"]["rps"], 1),
             "predict_1_vs_health": round(results["predict_1"]["rps"] / results["health"]["rps"], 3),
+            "health_split": results["health"]["split"], "predict_1_split": results["predict_1"]["split"],
             "predict_1_p99_ms": round(results["predict_1"]["p99_ms"], 2),
             "predict_100_p99_ms": round(results["predict_100"]["p99_ms"], 2),
             "predict_100_queues": len(ids),
@@ -175,6 +187,12 @@ def service_load(output: Path, work: Path, seconds: float) -> dict:
             "series_page_p99_ms": round(results["series_page"]["p99_ms"], 2),
             "dashboard_p50_ms": round(results["dashboard"]["p50_ms"], 2),
             "dashboard_p99_ms": round(results["dashboard"]["p99_ms"], 2)}
+
+
+def _even(split: str) -> bool:
+    """Whether connections sit evenly on the workers ("4/4"; "8" or "7/1" do not)."""
+    counts = [int(n) for n in split.split("/") if n.isdigit()]
+    return len(counts) > 1 and max(counts) - min(counts) <= 1
 
 
 def _get(url: str, path: str) -> str:
@@ -238,10 +256,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
     out += ["", f"gunicorn, 2 workers, load generator {rows[0]['service_client'] if rows else '-'}, "
             f"{meta.get('service_seconds', '-')} s per cell; /predict one month (8 connections), first pages "
             "(1 connection):", "",
-            "| panel (queues) | /health req/s | /predict 1 queue req/s | vs /health | p99 ms 1 queue | p99 ms 100 queues | "
-            "GET /series p50 / p99 ms | dashboard p50 / p99 ms | errors |",
+            "| panel (queues) | /health req/s [split] | /predict 1 queue req/s [split] | vs /health | p99 ms 1 queue | "
+            "p99 ms 100 queues | GET /series p50 / p99 ms | dashboard p50 / p99 ms | errors |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    out += [f"| {_panel(r)} | {r['health_rps_8']} | {r['predict_1_rps_8']} | {r['predict_1_vs_health']:.0%} | "
+    out += [f"| {_panel(r)} | {r['health_rps_8']} [{r.get('health_split', '-')}] | {r['predict_1_rps_8']} "
+            f"[{r.get('predict_1_split', '-')}] | {r['predict_1_vs_health']:.0%} | "
             f"{r['predict_1_p99_ms']} | {r['predict_100_p99_ms']} ({r['predict_100_queues']}) | "
             f"{r['series_page_p50_ms']} / {r['series_page_p99_ms']} | {r['dashboard_p50_ms']} / "
             f"{r['dashboard_p99_ms']} | {r['service_errors']} |" for r in rows]

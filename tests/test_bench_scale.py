@@ -32,6 +32,9 @@ def test_a_20_series_run_writes_every_figure(tmp_path):
     assert (ets - half) / (local + half) - 5e-4 <= row["local_vs_autoets"] <= (ets + half) / (local - half) + 5e-4
     text = (tmp_path / "scale.md").read_text()
     assert "| 20 |" in text and "load average" in text and "vs /health" in text
+    # the connections' split on the two workers is printed beside each throughput (ss on this machine)
+    assert all(row[f"{cell}_split"] in text for cell in ("health", "predict_1"))
+    assert bench._even("4/4") and bench._even("5/4") and not bench._even("8") and not bench._even("6/2")
 
 
 def test_the_public_panel_is_every_monthly_series_of_m1_and_m3_unaltered(tmp_path):

@@ -614,6 +614,15 @@ def test_accuracy_for_one_domain_and_with_nothing_logged(log):
     }
 
 
+def test_accuracy_before_any_actual_names_the_latest_version_and_counts_nothing(log):
+    log.record("r", "/predict", [prediction(domain="Telecom", version="v7")])
+    empty = {"count": 0, "mae": None, "mape": None, "coverage_95": None}
+    assert log.accuracy() == {"latest_model_version": "v7", "domains": []}
+    assert log.accuracy("Telecom")["domains"] == [{"domain": "Telecom", "all_versions": empty, "latest_version": empty}]
+    log.upsert_actuals([{"month": "2021-03", "domain": "Telecom", "value": 100.0}])
+    assert log.accuracy("Telecom")["domains"][0]["all_versions"]["count"] == 1  # the first actual is scored
+
+
 # --------------------------------------------------------------------------- failure
 
 

@@ -455,10 +455,13 @@ class PredictionLog:
         newest = sa.select(p.model_version).order_by(p.created_at.desc(), p.id.desc()).limit(1)
         with self._transaction("read") as conn:
             latest = conn.execute(newest).scalar()
-            overall = {row[0]: _stats(*row[1:]) for row in conn.execute(base)}
+            # The join reads the whole log (it has no (domain, period) index: that cost every write):
+            # with no actual recorded yet, nothing can match, so it is not run.
+            scored = conn.execute(sa.select(a.domain).limit(1)).first() is not None
+            overall = {row[0]: _stats(*row[1:]) for row in conn.execute(base)} if scored else {}
             current = (
                 {row[0]: _stats(*row[1:]) for row in conn.execute(base.where(p.model_version == latest))}
-                if latest is not None
+                if latest is not None and scored
                 else {}
             )
         empty = _stats(0, None, None, None)
