@@ -62,6 +62,18 @@ def count_rows(log: PredictionLog, table=store.prediction_log) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
 
 
+def alembic_to(engine: sa.Engine, revision: str, direction: str = "upgrade") -> None:
+    """Move ``engine``'s schema to ``revision`` (Alembic's upgrade or downgrade)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        getattr(command, direction)(cfg, revision)
+
+
 class Clock:
     """Stands in for store.utcnow so tests control created_at."""
 
@@ -213,15 +225,8 @@ def test_schema_is_created_twice_without_error_and_matches_the_tables(db_url):
 
 
 def test_a_log_made_at_the_first_revision_upgrades_keeping_its_rows(db_url):
-    from alembic import command
-    from alembic.config import Config
-
     engine = store.create_engine(db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
-    with engine.begin() as conn:  # the schema as the first release made it, with a row
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+    alembic_to(engine, "0001")  # the schema as the first release made it
     log = PredictionLog(db_url)
     try:
         assert "ix_prediction_log_domain_month" in {i["name"] for i in sa.inspect(engine).get_indexes("prediction_log")}
@@ -771,9 +776,6 @@ def test_an_hourly_actual_at_midnight_on_the_first_is_not_the_months(log):
 
 
 def test_the_periods_revision_downgrades_keeping_the_monthly_rows_and_upgrades_again(db_url):
-    from alembic import command
-    from alembic.config import Config
-
     log = PredictionLog(db_url)
     log.ensure_schema()
     log.record("m", "/predict", [prediction(domain="q", month="2024-04")])
@@ -782,12 +784,8 @@ def test_the_periods_revision_downgrades_keeping_the_monthly_rows_and_upgrades_a
     log.upsert_actuals([{"period": "2024-04-01T05:00:00Z", "domain": "q", "value": 9.0}], "hourly")
     log.dispose()
     engine = store.create_engine(db_url)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0003")
+        alembic_to(engine, "0003", "downgrade")
         with engine.connect() as conn:
             months = conn.execute(sa.text("SELECT request_id, month FROM prediction_log")).all()
             actual = conn.execute(sa.text("SELECT month, value FROM actuals")).all()
@@ -799,5 +797,38 @@ def test_the_periods_revision_downgrades_keeping_the_monthly_rows_and_upgrades_a
         assert row["month"] == "2024-04" and again.actuals()[0]["value"] == 90.0
         assert again.accuracy("q")["domains"][0]["all_versions"]["count"] == 1
         again.dispose()
+    finally:
+        engine.dispose()
+
+
+def test_the_periods_revision_takes_up_a_migration_stopped_halfway(db_url):
+    """MySQL commits each DDL statement: a worker stopped inside revision 0004 leaves part of it done."""
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    engine = store.create_engine(db_url)
+    try:
+        alembic_to(engine, "0003")
+        old_log = sa.table("prediction_log", *(sa.column(name) for name in (
+            "request_id", "created_at", "endpoint", "domain", "month", "model_version", "kind", "mean", "std")))
+        old_actuals = sa.table("actuals", *(sa.column(name) for name in ("month", "domain", "value", "updated_at")))
+        with engine.begin() as conn:
+            conn.execute(old_log.insert(), [{
+                "request_id": "old", "created_at": store.utcnow(), "endpoint": "predict", "domain": "q",
+                "month": dt.date(2021, 1, 1), "model_version": "v0", "kind": "level", "mean": 1.0, "std": 0.1}])
+            conn.execute(old_actuals.insert(), [{"month": dt.date(2021, 1, 1), "domain": "q", "value": 2.0,
+                                                 "updated_at": store.utcnow()}])
+            ops = Operations(MigrationContext.configure(conn))
+            ops.add_column("prediction_log", sa.Column("period", sa.DateTime()))  # the first step, done
+            ops.create_table("actuals_0004", sa.Column("period", sa.DateTime(), primary_key=True),
+                             sa.Column("domain", sa.String(200), primary_key=True))  # a copy begun
+        log = PredictionLog(db_url)
+        log.ensure_schema()
+        (row,), _ = log.predictions()
+        assert (row["request_id"], row["month"]) == ("old", "2021-01")
+        assert [(a["month"], a["value"]) for a in log.actuals()] == [("2021-01", 2.0)]
+        assert log.accuracy("q")["domains"][0]["all_versions"]["mae"] == pytest.approx(1.0)
+        assert "actuals_0004" not in sa.inspect(engine).get_table_names()
+        log.dispose()
     finally:
         engine.dispose()

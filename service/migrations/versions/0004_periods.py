@@ -65,17 +65,37 @@ def _copy_actuals(new: sa.Table, old_when: str, convert, where=None) -> None:
     op.rename_table(new.name, "actuals")
 
 
+def _columns(table: str) -> set[str]:
+    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("prediction_log") as batch:
-        batch.add_column(sa.Column("period", sa.DateTime()))
-        batch.add_column(sa.Column("frequency", sa.String(FREQUENCY), nullable=False, server_default="monthly"))
-    log = sa.table("prediction_log", sa.column("month"), sa.column("period"))
-    op.execute(log.update().values(period=_as_period(log.c.month)))
-    with op.batch_alter_table("prediction_log") as batch:
-        batch.alter_column("period", existing_type=sa.DateTime(), nullable=False)
-        batch.drop_column("month")
-    _copy_actuals(_actuals_table("actuals_0004", sa.Column("period", sa.DateTime(), primary_key=True)),
-                  "month", _as_period)
+    """Each step checks what is already done: MySQL commits every DDL statement by itself, so a worker
+    stopped halfway (gunicorn's boot timeout, a deploy) leaves a part done that the next start must
+    take up rather than fail on (PostgreSQL and SQLite roll the whole revision back instead)."""
+    columns = _columns("prediction_log")
+    if "month" in columns:
+        with op.batch_alter_table("prediction_log") as batch:
+            if "period" not in columns:
+                batch.add_column(sa.Column("period", sa.DateTime()))
+            if "frequency" not in columns:
+                batch.add_column(sa.Column("frequency", sa.String(FREQUENCY), nullable=False,
+                                           server_default="monthly"))
+        log = sa.table("prediction_log", sa.column("month"), sa.column("period"))
+        op.execute(log.update().values(period=_as_period(log.c.month)))
+        with op.batch_alter_table("prediction_log") as batch:
+            batch.alter_column("period", existing_type=sa.DateTime(), nullable=False)
+            batch.drop_column("month")
+    tables = set(sa.inspect(op.get_bind()).get_table_names())
+    if "actuals_0004" in tables:  # a copy that did not finish: the old table is still whole, or gone
+        if "actuals" in tables:
+            op.drop_table("actuals_0004")
+        else:
+            op.rename_table("actuals_0004", "actuals")
+            return
+    if "month" in _columns("actuals"):
+        _copy_actuals(_actuals_table("actuals_0004", sa.Column("period", sa.DateTime(), primary_key=True)),
+                      "month", _as_period)
 
 
 def downgrade() -> None:
