@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -832,3 +833,24 @@ def test_the_periods_revision_takes_up_a_migration_stopped_halfway(db_url):
         log.dispose()
     finally:
         engine.dispose()
+
+
+def test_the_migrate_command_brings_a_log_to_the_newest_revision_and_says_so(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    engine = store.create_engine(url)
+    alembic_to(engine, "0003")
+    run = subprocess.run([sys.executable, "-m", "service.store", "migrate", "--url", url], capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"migrate: {url} is at revision 0004"
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
+    engine.dispose()
+    bad = subprocess.run([sys.executable, "-m", "service.store", "migrate", "--url",
+                          "postgresql://nobody:secret@127.0.0.1:1/none"], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert "secret" not in bad.stderr and "OperationalError" in bad.stderr
