@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from MLPipeline.calendars import period_field
+from MLPipeline.frequency import format_period
 from service import metrics
 from service.store.connection import SQLITE_BUSY_TIMEOUT_S, create_engine
 from service.store.rows import (
@@ -36,7 +37,6 @@ from service.store.rows import (
     decode_cursor,
     encode_cursor,
     isoformat_utc,
-    period_label,
     period_value,
     utcnow,
 )
@@ -398,7 +398,7 @@ class PredictionLog:
         out = {}
         for key, value in row.items():
             if key == "period":
-                out[period_field(row["frequency"])] = period_label(value, row["frequency"])
+                out[period_field(row["frequency"])] = format_period(row["frequency"], value)
             elif key != "frequency":
                 out[key] = value
         out["created_at"] = isoformat_utc(row["created_at"])
@@ -413,7 +413,7 @@ class PredictionLog:
             found = conn.execute(query).mappings().all()
         return [
             {
-                field: period_label(r["period"], frequency),
+                field: format_period(frequency, r["period"]),
                 "domain": r["domain"],
                 "value": r["value"],
                 "updated_at": isoformat_utc(r["updated_at"]),

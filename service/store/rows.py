@@ -15,7 +15,6 @@ import pandas as pd
 import sqlalchemy as sa
 
 from MLPipeline.calendars import period_field
-from MLPipeline.frequency import format_period
 from MLPipeline.months import parse_month
 from service.store.tables import INTERVAL_COLUMNS, prediction_log
 
@@ -59,11 +58,6 @@ def period_value(value: Any, frequency: str = MONTHLY) -> dt.datetime:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return stamp.to_pydatetime()
-
-
-def period_label(stored: dt.datetime, frequency: str) -> str:
-    """A stored period as the API writes it: ``YYYY-MM`` for months, ISO 8601 UTC otherwise."""
-    return format_period(frequency, stored)
 
 
 def _float_or_none(value: Any) -> float | None:
